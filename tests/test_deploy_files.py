@@ -1,0 +1,803 @@
+"""Deploy and CI files of baked projects, checked by their own validators and against the contract.
+
+The Dockerfile goes through hadolint, compose and CI files through check-jsonschema's vendored
+schemas, the Kubernetes manifests through kubernetes-validate, and every file is read to check
+that it agrees with the Procfile, with the other files and with the promises in design.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from conftest import DEFAULTS, TEMPLATE_DIR, bake
+from cookiecutter.environment import StrictEnvironment
+
+TOOLS = Path(sys.executable).parent  # hadolint and check-jsonschema come with the test venv
+KUBERNETES_VERSION = "1.33"
+CONTAINER_TMP = "/tmp"  # noqa: S108  # a mount path inside the pod, not a file of ours
+PROCESS_TYPES = ("release", "web", "worker", "clock")
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|KEY|CREDENTIAL", re.IGNORECASE)
+GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
+PINNED_TAG = re.compile(r"^\S+:v?\d+\.\d+\.\d+(?:[-.][\w.-]+)?$")
+# PostgreSQL numbers its releases major.minor (17.6 is a patch release of 17).
+PINNED_SERVICE_TAG = re.compile(r"^\S+:v?\d+\.\d+(?:\.\d+)?(?:-[\w.-]+)?$")
+SHA_PIN = re.compile(r"^\s*-?\s*uses:\s*(?P<action>[^@\s]+)@(?P<ref>\S+)(?P<comment>\s+#\s*\S+)?")
+DEVELOPER_COMMANDS = (
+    "uv sync --locked",
+    "uv run ruff check .",
+    "uv run ruff format --check .",
+    "uv run mypy",
+    "uv run pytest",
+)
+DEPLOY_FILES = (
+    "Dockerfile",
+    ".dockerignore",
+    "compose.yaml",
+    "app.json",
+    ".github/workflows/ci.yml",
+    ".github/dependabot.yml",
+    ".gitlab-ci.yml",
+)
+
+
+# --- bakes: one per CI option, each with another Python version -------------------------------
+
+
+@pytest.fixture(scope="module")
+def github_project(default_project: Path) -> Path:
+    """The default answers: GitHub Actions, Python 3.12."""
+    return default_project
+
+
+@pytest.fixture(scope="module")
+def gitlab_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return bake(
+        tmp_path_factory.mktemp("gitlab"),
+        ci_provider="gitlab",
+        python_version="3.13",
+        init_git="no",
+    )
+
+
+@pytest.fixture(scope="module")
+def none_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return bake(
+        tmp_path_factory.mktemp("noci"), ci_provider="none", python_version="3.11", init_git="no"
+    )
+
+
+@pytest.fixture(scope="module", params=["github", "gitlab", "none"])
+def any_project(request: pytest.FixtureRequest) -> Path:
+    """Each of the three bakes in turn."""
+    project: Path = request.getfixturevalue(f"{request.param}_project")
+    return project
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def run_tool(name: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run a validator from the test environment; fail the test with its output if it objects."""
+    result = subprocess.run(
+        [str(TOOLS / name), *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, f"{name} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def package_name(project: Path) -> str:
+    return json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"]["package_name"]
+
+
+def procfile(project: Path) -> dict[str, list[str]]:
+    """Process type -> argv, as a platform would start it."""
+    commands = {}
+    for line in (project / "Procfile").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, command = line.partition(":")
+            commands[name.strip()] = shlex.split(command)
+    return commands
+
+
+def env_example_names(project: Path) -> set[str]:
+    names = set()
+    for line in (project / ".env.example").read_text().splitlines():
+        if re.match(r"^[A-Z][A-Z0-9_]*=", line):
+            names.add(line.split("=", 1)[0])
+    return names
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined and comments dropped."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        keyword, _, args = (pending + line).partition(" ")
+        instructions.append((keyword.upper(), args.strip()))
+        pending = ""
+    assert not pending, f"{path} ends inside a continued line"
+    return instructions
+
+
+def final_stage(instructions: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    starts = [index for index, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
+    return instructions[starts[-1] :]
+
+
+def exec_form(args: str) -> list[str]:
+    """The JSON array of an exec-form instruction; fails on shell form."""
+    argv = json.loads(args)
+    assert isinstance(argv, list), f"not exec form: {args}"
+    assert all(isinstance(item, str) for item in argv)
+    return argv
+
+
+def env_names(args: str) -> list[str]:
+    """Variable names set by one ENV or ARG instruction (key=value pairs, or legacy key value)."""
+    if "=" not in args.split(" ", 1)[0]:
+        return [args.split(" ", 1)[0]]
+    return [token.split("=", 1)[0] for token in shlex.split(args)]
+
+
+def kubernetes_documents(project: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    for path in sorted((project / "deploy" / "kubernetes").rglob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if document:
+                yield path, document
+
+
+def kubernetes_objects(project: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """The base's objects by (kind, name)."""
+    base = project / "deploy" / "kubernetes" / "base"
+    return {
+        (document["kind"], document["metadata"]["name"]): document
+        for path, document in kubernetes_documents(project)
+        if path.parent == base and document["kind"] != "Kustomization"
+    }
+
+
+def pod_templates(project: Path) -> dict[str, dict[str, Any]]:
+    """Pod spec of every Deployment and Job, by object name."""
+    return {
+        name: document["spec"]["template"]["spec"]
+        for (kind, name), document in kubernetes_objects(project).items()
+        if kind in {"Deployment", "Job"}
+    }
+
+
+def seconds(value: object) -> float:
+    return float(str(value).rstrip("s"))
+
+
+def without_github_expressions(text: str) -> str:
+    return GITHUB_EXPRESSION.sub("", text)
+
+
+def ci_backing_images(project: Path) -> set[str]:
+    """The Postgres and Redis service container images of the project's CI file."""
+    images: set[str] = set()
+    workflows = project / ".github" / "workflows"
+    if workflows.is_dir():
+        for path in workflows.glob("*.y*ml"):
+            for job in load_yaml(path)["jobs"].values():
+                images.update(service["image"] for service in job.get("services", {}).values())
+    gitlab = project / ".gitlab-ci.yml"
+    if gitlab.is_file():
+        for job in load_yaml(gitlab).values():
+            if isinstance(job, dict):
+                for service in job.get("services", []):
+                    images.add(service["name"] if isinstance(service, dict) else service)
+    return {image for image in images if image.split(":")[0] in {"postgres", "redis"}}
+
+
+def dockerfile_user_id(project: Path) -> int:
+    users = [
+        args
+        for keyword, args in dockerfile_instructions(project / "Dockerfile")
+        if keyword == "USER"
+    ]
+    return int(users[-1].split(":")[0])
+
+
+# --- Dockerfile ----------------------------------------------------------------------------------
+
+
+def test_dockerfile_passes_hadolint(any_project: Path) -> None:
+    run_tool("hadolint", any_project / "Dockerfile")
+
+
+def test_every_base_image_is_pinned_to_a_patch_version(any_project: Path) -> None:
+    stages: set[str] = set()
+    for keyword, args in dockerfile_instructions(any_project / "Dockerfile"):
+        if keyword != "FROM":
+            continue
+        words = [word for word in args.split() if not word.startswith("--")]
+        image = words[0]
+        if len(words) == 3 and words[1].upper() == "AS":
+            stages.add(words[2].lower())
+        if image.lower() in stages:
+            continue
+        assert PINNED_TAG.match(image), f"base image {image} is not pinned to a patch version"
+        assert not image.endswith(":latest")
+
+
+def test_python_base_image_follows_the_chosen_python_version(any_project: Path) -> None:
+    version = (any_project / ".python-version").read_text().strip()
+    froms = [
+        args.split()[0]
+        for keyword, args in dockerfile_instructions(any_project / "Dockerfile")
+        if keyword == "FROM"
+    ]
+    pythons = {image for image in froms if image.startswith("python:")}
+    assert len(pythons) == 1, f"build and runtime stages use different Python images: {pythons}"
+    (image,) = pythons
+    assert re.fullmatch(rf"python:{re.escape(version)}\.\d+-slim-bookworm", image), image
+    assert froms[-1] == image, "the runtime stage is not the slim Python image"
+
+
+def test_image_runs_as_a_fixed_non_root_user(any_project: Path) -> None:
+    users = [
+        args
+        for keyword, args in dockerfile_instructions(any_project / "Dockerfile")
+        if keyword == "USER"
+    ]
+    assert users, "no USER: the image would run as root"
+    user = users[-1].split(":")[0]
+    assert user not in {"root", "0"}
+    assert user.isdigit(), "a numeric uid lets Kubernetes verify runAsNonRoot"
+
+
+def test_runtime_stage_has_no_build_tools(any_project: Path) -> None:
+    runtime = final_stage(dockerfile_instructions(any_project / "Dockerfile"))
+    for keyword, args in runtime:
+        if keyword == "RUN":
+            assert not re.search(r"apt-get|apk |pip install|uv (sync|pip)", args), args
+        if keyword == "COPY":
+            assert "--from=uv" not in args, "uv itself is copied into the runtime image"
+
+
+def test_cmd_is_the_procfile_web_command_in_exec_form(any_project: Path) -> None:
+    instructions = dockerfile_instructions(any_project / "Dockerfile")
+    cmds = [args for keyword, args in instructions if keyword == "CMD"]
+    assert cmds, "no CMD"
+    assert exec_form(cmds[-1]) == procfile(any_project)["web"]
+    for keyword, args in instructions:
+        if keyword == "ENTRYPOINT":
+            exec_form(args)
+
+
+def test_healthcheck_probes_healthz_without_curl(any_project: Path) -> None:
+    checks = [
+        args
+        for keyword, args in dockerfile_instructions(any_project / "Dockerfile")
+        if keyword == "HEALTHCHECK"
+    ]
+    assert checks, "no HEALTHCHECK"
+    command = exec_form(checks[-1].split(" CMD ", 1)[1])
+    assert command[0] == "python"
+    assert "urllib" in command[-1]
+    assert "/healthz" in command[-1]
+
+
+def test_image_bakes_in_no_secret_and_stamps_the_release(any_project: Path) -> None:
+    runtime = final_stage(dockerfile_instructions(any_project / "Dockerfile"))
+    names = []
+    for keyword, args in dockerfile_instructions(any_project / "Dockerfile"):
+        if keyword in {"ENV", "ARG"}:
+            names += env_names(args)
+    assert not [name for name in names if SECRET_NAME.search(name)]
+    runtime_args = {
+        name for keyword, args in runtime if keyword == "ARG" for name in env_names(args)
+    }
+    runtime_env = " ".join(args for keyword, args in runtime if keyword == "ENV")
+    assert {"RELEASE_VERSION", "RELEASE_COMMIT"} <= runtime_args
+    assert "RELEASE_VERSION=${RELEASE_VERSION}" in runtime_env
+    assert "RELEASE_COMMIT=${RELEASE_COMMIT}" in runtime_env
+    assert "PYTHONUNBUFFERED=1" in runtime_env
+    assert re.search(r'PATH="?/app/\.venv/bin:\$PATH', runtime_env)
+    assert ("EXPOSE", "8000") in runtime
+
+
+def test_dependency_layer_is_built_from_the_lock_alone(github_project: Path) -> None:
+    runs = [
+        args
+        for keyword, args in dockerfile_instructions(github_project / "Dockerfile")
+        if keyword == "RUN"
+    ]
+    deps = next(args for args in runs if "--no-install-project" in args)
+    assert "--mount=type=cache" in deps
+    assert "source=uv.lock" in deps
+    assert "source=pyproject.toml" in deps
+    assert "uv sync --locked --no-dev --no-install-project" in deps
+    assert any(
+        "uv sync --locked --no-dev" in args and "--no-install-project" not in args for args in runs
+    )
+
+
+def test_dockerignore_keeps_secrets_tests_and_local_state_out(any_project: Path) -> None:
+    patterns = [
+        line.strip()
+        for line in (any_project / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+    def excluded(name: str) -> bool:
+        verdict = False
+        for pattern in patterns:
+            negated = pattern.startswith("!")
+            if fnmatch(name, pattern.removeprefix("!").strip("/")):
+                verdict = not negated
+        return verdict
+
+    for name in (".git", ".env", ".env.production", "tests", ".venv"):
+        assert excluded(name), f"{name} reaches the build context"
+    for name in ("pyproject.toml", "uv.lock", "src", "README.md"):
+        assert not excluded(name), f"{name} is needed to build the image"
+
+
+# --- compose.yaml -------------------------------------------------------------------------------
+
+
+def test_compose_file_matches_the_compose_spec(github_project: Path) -> None:
+    run_tool(
+        "check-jsonschema",
+        "--builtin-schema",
+        "vendor.compose-spec",
+        github_project / "compose.yaml",
+    )
+
+
+def test_compose_runs_every_process_type_from_one_image(github_project: Path) -> None:
+    services = load_yaml(github_project / "compose.yaml")["services"]
+    commands = procfile(github_project)
+    assert set(commands) == set(PROCESS_TYPES)
+    assert {services[name]["image"] for name in PROCESS_TYPES} == {services["web"]["image"]}
+    for name in PROCESS_TYPES:
+        assert services[name]["build"]["context"] == "."
+    for name in ("release", "worker", "clock"):
+        assert services[name]["command"] == commands[name]
+    assert "command" not in services["web"], "web must run the image's CMD (the Procfile web)"
+
+
+def test_compose_starts_the_app_after_release_and_healthy_backing_services(
+    github_project: Path,
+) -> None:
+    compose = load_yaml(github_project / "compose.yaml")
+    services = compose["services"]
+    for name in ("postgres", "redis"):
+        assert services[name]["healthcheck"]["test"]
+    assert services["release"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("web", "worker", "clock"):
+        depends = services[name]["depends_on"]
+        assert depends["release"]["condition"] == "service_completed_successfully"
+        assert depends["postgres"]["condition"] == "service_healthy"
+        assert depends["redis"]["condition"] == "service_healthy"
+    volume = services["postgres"]["volumes"][0].split(":")[0]
+    assert volume in compose["volumes"], "postgres data is not on a named volume"
+
+
+def test_compose_configures_the_app_only_through_the_environment(github_project: Path) -> None:
+    text = (github_project / "compose.yaml").read_text()
+    services = load_yaml(github_project / "compose.yaml")["services"]
+    assert re.search(r"SECRET_KEY: \$\{SECRET_KEY:\?[^}]+\}", text), (
+        "SECRET_KEY has no ${VAR:?} guard"
+    )
+    for name in PROCESS_TYPES:
+        environment = services[name]["environment"]
+        assert re.match(r"postgres(ql)?://[^@]+@postgres:5432/", environment["DATABASE_URL"])
+        assert environment["REDIS_URL"].startswith("redis://redis:6379/")
+    assert "${PORT:-8000}:8000" in services["web"]["ports"]
+
+
+def test_backing_service_versions_agree_between_compose_and_ci(
+    github_project: Path, gitlab_project: Path
+) -> None:
+    services = load_yaml(github_project / "compose.yaml")["services"]
+    compose = {services["postgres"]["image"], services["redis"]["image"]}
+    for image in compose:
+        assert PINNED_SERVICE_TAG.match(image), f"{image} is not pinned to a patch version"
+    assert ci_backing_images(github_project) == compose
+    assert ci_backing_images(gitlab_project) == compose
+
+
+# --- GitHub Actions ----------------------------------------------------------------------------
+
+
+def test_github_files_match_their_schemas(github_project: Path) -> None:
+    workflows = sorted((github_project / ".github" / "workflows").glob("*.y*ml"))
+    assert workflows
+    run_tool("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+    run_tool(
+        "check-jsonschema",
+        "--builtin-schema",
+        "custom.github-workflows-require-timeout",
+        *workflows,
+    )
+    dependabot = github_project / ".github" / "dependabot.yml"
+    run_tool("check-jsonschema", "--builtin-schema", "vendor.dependabot", dependabot)
+
+
+def test_every_action_is_pinned_to_a_commit_sha(github_project: Path) -> None:
+    uses = []
+    for path in (github_project / ".github" / "workflows").glob("*.y*ml"):
+        uses += [match for line in path.read_text().splitlines() if (match := SHA_PIN.match(line))]
+    assert uses
+    for match in uses:
+        if match["action"].startswith("./"):
+            continue
+        assert re.fullmatch(r"[0-9a-f]{40}", match["ref"]), f"{match['action']} is not SHA-pinned"
+        assert match["comment"], f"{match['action']} has no version comment"
+
+
+def test_workflow_permissions_are_least_privilege(github_project: Path) -> None:
+    workflow = load_yaml(github_project / ".github" / "workflows" / "ci.yml")
+    assert workflow["permissions"] == {"contents": "read"}
+    writers = {
+        name
+        for name, job in workflow["jobs"].items()
+        if "write" in json.dumps(job.get("permissions", {}))
+    }
+    assert writers == {"publish"}
+    assert workflow["jobs"]["publish"]["permissions"] == {"contents": "read", "packages": "write"}
+    assert "concurrency" in workflow
+
+
+def test_checkout_never_persists_credentials(github_project: Path) -> None:
+    workflow = load_yaml(github_project / ".github" / "workflows" / "ci.yml")
+    checkouts = [
+        step
+        for job in workflow["jobs"].values()
+        for step in job["steps"]
+        if step.get("uses", "").startswith("actions/checkout@")
+    ]
+    assert checkouts
+    for step in checkouts:
+        assert step["with"]["persist-credentials"] is False
+
+
+def test_github_ci_runs_the_developer_commands(github_project: Path) -> None:
+    workflow = load_yaml(github_project / ".github" / "workflows" / "ci.yml")
+    runs = [step.get("run", "") for job in workflow["jobs"].values() for step in job["steps"]]
+    package = package_name(github_project)
+    for command in (
+        *DEVELOPER_COMMANDS,
+        f"uv run {package}-admin migrate",
+        f"uv run {package}-admin check",
+        "uv export --frozen --no-dev",
+        "uvx pip-audit",
+        "gitleaks",
+    ):
+        assert any(command in run for run in runs), f"CI never runs `{command}`"
+    test_job = workflow["jobs"]["test"]
+    assert {service["image"].split(":")[0] for service in test_job["services"].values()} == {
+        "postgres",
+        "redis",
+    }
+
+
+def test_github_publishes_the_image_and_releases_with_it(github_project: Path) -> None:
+    workflow = load_yaml(github_project / ".github" / "workflows" / "ci.yml")
+    publish = workflow["jobs"]["publish"]
+    assert "default_branch" in publish["if"]
+    push = next(step for step in publish["steps"] if "build-push-action" in step.get("uses", ""))
+    assert push["with"]["push"] is True
+    assert push["with"]["tags"] == "${{ steps.name.outputs.image }}:${{ github.sha }}"
+    release = workflow["jobs"]["release"]
+    assert release["needs"] == "publish"
+    step = next(step for step in release["steps"] if "docker run" in step.get("run", ""))
+    assert step["env"]["IMAGE"] == "${{ needs.publish.outputs.image }}:${{ github.sha }}"
+    assert step["env"]["DATABASE_URL"] == "${{ secrets.DATABASE_URL }}"
+    assert f'"$IMAGE" {package_name(github_project)}-admin migrate' in step["run"]
+    drift = workflow["jobs"]["template-drift"]
+    assert drift["continue-on-error"] is True
+    assert "TEMPLATE_DRIFT_CHECK" in drift["if"]
+    assert any("cruft" in step.get("run", "") and "check" in step["run"] for step in drift["steps"])
+
+
+def test_github_expressions_survive_rendering(github_project: Path) -> None:
+    text = (github_project / ".github" / "workflows" / "ci.yml").read_text()
+    for expected in (
+        "group: ${{ github.workflow }}-${{ github.ref }}",
+        "cancel-in-progress: ${{ github.event_name == 'pull_request' }}",
+        "version: ${{ env.UV_VERSION }}",
+        "password: ${{ secrets.GITHUB_TOKEN }}",
+        "RELEASE_COMMIT=${{ github.sha }}",
+    ):
+        assert expected in text
+    assert text.count("${{") == text.count("}}") == len(GITHUB_EXPRESSION.findall(text))
+
+
+# --- GitLab CI ---------------------------------------------------------------------------------
+
+
+def test_gitlab_ci_matches_its_schema(gitlab_project: Path) -> None:
+    run_tool(
+        "check-jsonschema",
+        "--builtin-schema",
+        "vendor.gitlab-ci",
+        gitlab_project / ".gitlab-ci.yml",
+    )
+
+
+def test_gitlab_ci_runs_the_developer_commands_and_releases_the_pushed_image(
+    gitlab_project: Path,
+) -> None:
+    pipeline = load_yaml(gitlab_project / ".gitlab-ci.yml")
+    jobs = {name: job for name, job in pipeline.items() if isinstance(job, dict)}
+    lines = [
+        line
+        for job in jobs.values()
+        for key in ("before_script", "script")
+        for line in job.get(key, [])
+    ]
+    package = package_name(gitlab_project)
+    for command in (
+        *DEVELOPER_COMMANDS,
+        f"uv run {package}-admin migrate",
+        f"uv run {package}-admin check",
+        "uv export --frozen --no-dev",
+        "uvx pip-audit",
+        "gitleaks",
+    ):
+        assert any(command in line for line in lines), f"CI never runs `{command}`"
+    image = "$CI_REGISTRY_IMAGE:$CI_COMMIT_SHA"
+    assert any(line == f'docker push "{image}"' for line in jobs["publish"]["script"])
+    assert any(f'"{image}" {package}-admin migrate' in line for line in jobs["release"]["script"])
+    drift = jobs["template-drift"]
+    assert drift["allow_failure"] is True
+    assert "TEMPLATE_DRIFT_CHECK" in json.dumps(drift["rules"])
+    for job in jobs.values():
+        named = job.get("image")
+        if named:
+            image_name = named["name"] if isinstance(named, dict) else named
+            assert re.search(r":v?\d+\.\d+\.\d+", image_name), f"{image_name} is not pinned"
+
+
+# --- which CI files each option keeps ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "kept", "removed"),
+    [
+        ("github", ".github/workflows/ci.yml", ".gitlab-ci.yml"),
+        ("gitlab", ".gitlab-ci.yml", ".github"),
+        ("none", None, ".github"),
+    ],
+)
+def test_only_the_chosen_ci_files_are_generated(
+    request: pytest.FixtureRequest, option: str, kept: str | None, removed: str
+) -> None:
+    project: Path = request.getfixturevalue(f"{option}_project")
+    if kept:
+        assert (project / kept).is_file()
+    assert not (project / removed).exists()
+    if option == "none":
+        assert not (project / ".gitlab-ci.yml").exists()
+
+
+def test_deploy_files_hold_no_leftover_template_syntax(any_project: Path) -> None:
+    paths = [any_project / name for name in DEPLOY_FILES if (any_project / name).is_file()]
+    paths += sorted((any_project / "deploy").rglob("*"))
+    for path in paths:
+        if not path.is_file():
+            continue
+        text = without_github_expressions(path.read_text())
+        for marker in ("{{", "}}", "{%", "%}", "{#", "#}", "cookiecutter"):
+            assert marker not in text, f"{path.relative_to(any_project)} holds {marker!r}"
+
+
+# --- Kubernetes ----------------------------------------------------------------------------------
+
+
+def test_every_kubernetes_manifest_is_valid(github_project: Path) -> None:
+    checked = 0
+    for path, document in kubernetes_documents(github_project):
+        if document["kind"] == "Kustomization":
+            continue
+        try:
+            kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{path.name}: {error.message}")
+        checked += 1
+    assert checked >= 9
+
+
+def test_kustomizations_list_every_manifest_and_set_the_image(github_project: Path) -> None:
+    root = github_project / "deploy" / "kubernetes"
+    base = load_yaml(root / "base" / "kustomization.yaml")
+    manifests = {path.name for path in (root / "base").glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(base["resources"]) == manifests
+    overlay = load_yaml(root / "overlays" / "example" / "kustomization.yaml")
+    for entry in [*overlay["resources"], *(patch["path"] for patch in overlay["patches"])]:
+        assert (root / "overlays" / "example" / entry).exists(), entry
+    placeholders = {
+        container["image"]
+        for pod in pod_templates(github_project).values()
+        for container in pod["containers"]
+    }
+    assert len(placeholders) == 1, "every process type must run the same image"
+    assert [image["name"] for image in overlay["images"]] == list(placeholders)
+
+
+def test_web_shutdown_fits_in_the_grace_period(github_project: Path) -> None:
+    objects = kubernetes_objects(github_project)
+    (config,) = [document for (kind, _), document in objects.items() if kind == "ConfigMap"]
+    pod = pod_templates(github_project)[
+        next(name for name in pod_templates(github_project) if name.endswith("-web"))
+    ]
+    (container,) = pod["containers"]
+    pre_stop = container["lifecycle"]["preStop"]
+    if "sleep" in pre_stop:
+        delay = seconds(pre_stop["sleep"]["seconds"])
+    else:
+        command = pre_stop["exec"]["command"]
+        delay = seconds(command[command.index("sleep") + 1])
+    shutdown_delay = seconds(config["data"]["SHUTDOWN_DELAY"])
+    graceful = seconds(config["data"]["GRACEFUL_TIMEOUT"])
+    assert shutdown_delay > 0
+    assert pod["terminationGracePeriodSeconds"] > delay + shutdown_delay + graceful
+
+
+def test_web_probes_use_the_health_endpoints(github_project: Path) -> None:
+    pods = pod_templates(github_project)
+    (container,) = pods[next(name for name in pods if name.endswith("-web"))]["containers"]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    for probe, path in (
+        ("livenessProbe", "/healthz"),
+        ("startupProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+    ):
+        get = container[probe]["httpGet"]
+        assert get["path"] == path
+        assert ports.get(get["port"], get["port"]) == 8000
+    assert "command" not in container, "web must run the image's CMD (the Procfile web)"
+    services = [
+        document
+        for (kind, _), document in kubernetes_objects(github_project).items()
+        if kind == "Service"
+    ]
+    (service,) = services
+    (port,) = service["spec"]["ports"]
+    assert port["port"] == 80
+    assert ports.get(port["targetPort"], port["targetPort"]) == 8000
+
+
+def test_pods_run_locked_down_as_the_image_user(github_project: Path) -> None:
+    uid = dockerfile_user_id(github_project)
+    for name, pod in pod_templates(github_project).items():
+        pod_context = pod.get("securityContext", {})
+        assert pod_context["seccompProfile"]["type"] == "RuntimeDefault", name
+        tmp_volumes = {volume["name"] for volume in pod.get("volumes", []) if "emptyDir" in volume}
+        for container in pod["containers"]:
+            context = {**pod_context, **container.get("securityContext", {})}
+            assert context["runAsNonRoot"] is True, name
+            assert context["runAsUser"] == uid, name
+            assert context["readOnlyRootFilesystem"] is True, name
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["capabilities"]["drop"] == ["ALL"], name
+            mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+            assert mounts.get(CONTAINER_TMP) in tmp_volumes, f"{name} has no writable /tmp"
+            assert container["resources"]["requests"], name
+            assert container["resources"]["limits"], name
+
+
+def test_every_process_type_runs_its_procfile_command(github_project: Path) -> None:
+    commands = procfile(github_project)
+    objects = kubernetes_objects(github_project)
+    pods = pod_templates(github_project)
+    slug = github_project.name
+    for process, name in (
+        ("worker", f"{slug}-worker"),
+        ("clock", f"{slug}-clock"),
+        ("release", f"{slug}-migrate"),
+    ):
+        (container,) = pods[name]["containers"]
+        assert container["command"] == commands[process], process
+    assert objects[("Deployment", f"{slug}-worker")]["spec"]["replicas"] == 1
+    clock = objects[("Deployment", f"{slug}-clock")]["spec"]
+    assert clock["replicas"] == 1
+    assert clock["strategy"]["type"] == "Recreate"
+    hpa = objects[("HorizontalPodAutoscaler", f"{slug}-web")]
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"]["name"] == f"{slug}-web"
+
+
+def test_secrets_are_referenced_never_committed(github_project: Path) -> None:
+    slug = github_project.name
+    config_maps = {
+        name for (kind, name) in kubernetes_objects(github_project) if kind == "ConfigMap"
+    }
+    for name, pod in pod_templates(github_project).items():
+        for container in pod["containers"]:
+            refs = {
+                item["valueFrom"]["secretKeyRef"]["name"]
+                for item in container.get("env", [])
+                if "secretKeyRef" in item.get("valueFrom", {})
+            }
+            keys = {item["name"] for item in container.get("env", [])}
+            assert refs == {f"{slug}-secrets"}, name
+            assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"} <= keys, name
+            for source in container["envFrom"]:
+                assert source["configMapRef"]["name"] in config_maps, name
+    for path in github_project.rglob("*.y*ml"):
+        for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if isinstance(document, dict) and document.get("kind") == "Secret":
+                assert not document.get("data"), f"{path} commits a Secret"
+                assert not document.get("stringData"), f"{path} commits a Secret"
+
+
+def test_deploy_files_set_only_known_settings(github_project: Path) -> None:
+    known = env_example_names(github_project)
+    services = load_yaml(github_project / "compose.yaml")["services"]
+    compose = set(services["web"]["environment"])
+    objects = kubernetes_objects(github_project)
+    (config,) = [document for (kind, _), document in objects.items() if kind == "ConfigMap"]
+    kubernetes = set(config["data"]) | {
+        item["name"]
+        for pod in pod_templates(github_project).values()
+        for container in pod["containers"]
+        for item in container.get("env", [])
+    }
+    heroku = set(json.loads((github_project / "app.json").read_text())["env"])
+    for where, names in (("compose", compose), ("kubernetes", kubernetes), ("app.json", heroku)):
+        assert names <= known, f"{where} sets unknown settings {sorted(names - known)}"
+        # production (the default APP_ENV) refuses to start without these
+        assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ALLOWED_HOSTS"} <= names, where
+
+
+# --- Heroku app.json -----------------------------------------------------------------------------
+
+
+def test_app_json_provisions_backing_services_and_describes_every_setting(
+    github_project: Path,
+) -> None:
+    app = json.loads((github_project / "app.json").read_text())
+    plans = [addon["plan"] if isinstance(addon, dict) else addon for addon in app["addons"]]
+    assert any(plan.startswith("heroku-postgresql") for plan in plans)
+    assert any(plan.startswith("heroku-redis") for plan in plans)
+    env = app["env"]
+    assert env["SECRET_KEY"]["generator"] == "secret"
+    assert env["ALLOWED_HOSTS"].get("value"), "production refuses to start without ALLOWED_HOSTS"
+    for name, spec in env.items():
+        assert spec.get("description"), f"{name} is not described"
+    missing = env_example_names(github_project) - set(env)
+    assert not missing, f"app.json does not describe {sorted(missing)}"
+    processes = set(procfile(github_project)) - {"release"}
+    assert set(app["formation"]) == processes
+
+
+def test_app_json_renders_to_valid_json_for_awkward_answers() -> None:
+    template = TEMPLATE_DIR / "{{cookiecutter.project_slug}}" / "app.json"
+    environment = StrictEnvironment(context={"cookiecutter": DEFAULTS})
+    answers = {
+        "project_name": 'Quote "Service"',
+        "description": 'Says "hi" \\ and {braces}',
+    }
+    app = json.loads(environment.from_string(template.read_text()).render(cookiecutter=answers))
+    assert app["name"] == answers["project_name"]
+    assert app["description"] == answers["description"]

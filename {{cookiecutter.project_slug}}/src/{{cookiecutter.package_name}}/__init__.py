@@ -1,0 +1,1 @@
+"""The service's package: settings, app, process entry points and features."""

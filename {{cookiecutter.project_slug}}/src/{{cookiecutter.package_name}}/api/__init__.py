@@ -1,0 +1,1 @@
+"""HTTP interface: health probes, dependencies and the versioned API router."""

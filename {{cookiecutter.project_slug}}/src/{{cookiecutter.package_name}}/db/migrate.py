@@ -1,0 +1,115 @@
+"""Release-stage migrations: bounded wait for the database, one migrator at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ..logs import get_logger
+from ..settings import Settings
+from .session import create_engine
+
+# Any fixed 64-bit number works, as long as every release process of this app uses the same.
+MIGRATION_LOCK_ID = 0x12F_AC70_0001
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+log = get_logger(__name__)
+
+
+class DatabaseUnavailableError(Exception):
+    """The database did not answer within the allowed wait."""
+
+
+def alembic_config() -> Config:
+    """Alembic's configuration, pointing at the migrations inside this package."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str | None:
+    """The newest revision in the code."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def connect_with_retry(engine: AsyncEngine, wait_seconds: float) -> AsyncConnection:
+    """Connect, retrying until wait_seconds have passed; then raise DatabaseUnavailableError."""
+    deadline = time.monotonic() + wait_seconds
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await engine.connect()
+        except OSError as error:
+            reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        except Exception as error:  # driver errors have many types; we retry all
+            reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise DatabaseUnavailableError(
+                f"PostgreSQL did not answer within {wait_seconds:g} s "
+                f"({attempt} attempts; last: {reason})"
+            )
+        log.info("waiting for database", attempt=attempt, reason=reason)
+        await asyncio.sleep(min(1.0, remaining))
+
+
+def _upgrade(connection: Connection, target: str) -> tuple[str | None, str | None]:
+    before = _current_revision(connection)
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, target)
+    return before, _current_revision(connection)
+
+
+async def migrate(settings: Settings, target: str = "head") -> tuple[str | None, str | None]:
+    """Upgrade the schema to target while holding an advisory lock; returns (before, after).
+
+    Release processes started at once queue on the lock; each then finds the schema at head
+    and has nothing left to do, so every migration runs exactly once.
+    """
+    engine = create_engine(settings, pool=False)
+    try:
+        connection = await connect_with_retry(engine, settings.db_wait_timeout)
+        try:
+            timeout_ms = int(settings.migration_lock_timeout * 1000)
+            await connection.execute(text(f"SET lock_timeout = {timeout_ms}"))
+            await connection.execute(
+                text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID}
+            )
+            await connection.commit()
+            try:
+                before, after = await connection.run_sync(_upgrade, target)
+                await connection.commit()
+            finally:
+                await connection.execute(
+                    text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID}
+                )
+                await connection.commit()
+        finally:
+            await connection.close()
+    finally:
+        await engine.dispose()
+    return before, after
+
+
+async def current_revision(settings: Settings) -> str | None:
+    """The revision the database is at (None for an empty database)."""
+    engine = create_engine(settings, pool=False)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(_current_revision)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,40 @@
+"""The async engine and session factory, built from settings when a process starts."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+
+from ..settings import Settings
+
+
+def create_engine(settings: Settings, *, pool: bool = True) -> AsyncEngine:
+    """An engine whose waits are all bounded: connect, pool checkout, and dead connections."""
+    options: dict[str, object] = {"pool_pre_ping": True}
+    if pool:
+        options |= {
+            "pool_size": settings.db_pool_size,
+            "max_overflow": settings.db_max_overflow,
+            "pool_timeout": settings.db_pool_timeout,
+        }
+    else:
+        options["poolclass"] = _null_pool()
+    return _create_async_engine(
+        settings.database_url.get_secret_value(),
+        connect_args={
+            "connect_timeout": settings.db_connect_timeout,
+            "application_name": "{{ cookiecutter.project_slug }}",
+        },
+        **options,
+    )
+
+
+def _null_pool() -> type:
+    from sqlalchemy.pool import NullPool  # noqa: PLC0415  # only one-off commands need it
+
+    return NullPool
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit (no lazy loads under asyncio)."""
+    return async_sessionmaker(engine, expire_on_commit=False)

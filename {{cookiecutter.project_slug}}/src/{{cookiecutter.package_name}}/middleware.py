@@ -1,0 +1,139 @@
+"""Pure ASGI middleware: request id, host allowlist, security headers, access log, last 500."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Iterable
+
+import orjson
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .logs import get_logger
+
+REQUEST_ID_HEADER = b"x-request-id"
+# Ids we accept from a caller: short, printable, no room for log injection.
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{8,128}$")
+# Probes come from the platform with whatever Host it likes (a kubelet uses the pod IP).
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+DOCS_PATHS = ("/docs", "/redoc", "/openapi.json")
+_API_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+_DOCS_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+
+access_log = get_logger("access")
+error_log = get_logger("error")
+
+
+def _host_matches(host: str, allowed: Iterable[str]) -> bool:
+    for pattern in allowed:
+        if pattern in ("*", host):
+            return True
+        if pattern.startswith("*.") and host.endswith(pattern[1:]):
+            return True
+    return False
+
+
+def _request_host(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host: str = value.decode("latin-1").lower()
+            if host.startswith("["):  # IPv6 literal, maybe with a port
+                return host.split("]", 1)[0] + "]"
+            return host.rsplit(":", 1)[0] if ":" in host else host
+    return ""
+
+
+async def _send_json(send: Send, status: int, body: dict[str, object], request_id: bytes) -> None:
+    payload = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                (REQUEST_ID_HEADER, request_id),
+                *_API_HEADERS,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class RequestContextMiddleware:
+    """Gives every HTTP request an id, checks its Host, adds security headers and logs it once."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: list[str]) -> None:
+        self.app = app
+        self.allowed_hosts = tuple(allowed_hosts)
+        self.any_host = "*" in self.allowed_hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = b""
+        for name, value in scope["headers"]:
+            if name == REQUEST_ID_HEADER:
+                request_id = value
+                break
+        if not _REQUEST_ID.match(request_id):
+            request_id = uuid.uuid4().hex.encode()
+        rid = request_id.decode()
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=rid)
+        scope.setdefault("state", {})["request_id"] = rid
+        path: str = scope["path"]
+        extra_headers = _DOCS_HEADERS if path.startswith(DOCS_PATHS) else _API_HEADERS
+        status = 500
+        response_started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (REQUEST_ID_HEADER, request_id),
+                    *extra_headers,
+                ]
+            await send(message)
+
+        try:
+            if (
+                not self.any_host
+                and path not in PROBE_PATHS
+                and not _host_matches(_request_host(scope), self.allowed_hosts)
+            ):
+                status = 400
+                await _send_json(
+                    send, 400, {"error": "invalid host", "request_id": rid}, request_id
+                )
+            else:
+                await self.app(scope, receive, send_wrapper)
+        except Exception:
+            error_log.exception("unhandled error", method=scope["method"], path=path)
+            if not response_started:
+                status = 500
+                await _send_json(
+                    send, 500, {"error": "internal server error", "request_id": rid}, request_id
+                )
+        finally:
+            access_log.info(
+                "request",
+                method=scope["method"],
+                path=path,
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                client=scope["client"][0] if scope.get("client") else None,
+            )
+            structlog.contextvars.clear_contextvars()

@@ -1,0 +1,49 @@
+"""Request and response bodies of the notes API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .models import BODY_MAX, TITLE_MAX
+
+PAGE_MAX = 100
+
+
+class NoteIn(BaseModel):
+    """A note as a client creates or replaces it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title: str = Field(min_length=1, max_length=TITLE_MAX)
+    body: str = Field(default="", max_length=BODY_MAX)
+
+
+class NotePatch(BaseModel):
+    """A partial update: only the fields sent change."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title: str | None = Field(default=None, min_length=1, max_length=TITLE_MAX)
+    body: str | None = Field(default=None, max_length=BODY_MAX)
+
+
+class NoteOut(BaseModel):
+    """A stored note."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    body: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class NotePage(BaseModel):
+    """One page of notes, newest first."""
+
+    items: list[NoteOut]
+    limit: int
+    offset: int

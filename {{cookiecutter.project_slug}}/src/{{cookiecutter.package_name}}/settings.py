@@ -1,0 +1,157 @@
+"""Configuration: the only module that reads the environment."""
+
+from __future__ import annotations
+
+import re
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Secrets that ship in examples and docs; a production process refuses to start with one.
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev-secret-key-change-me"})
+MIN_SECRET_LENGTH = 32
+_POSTGRES_SCHEMES = {
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+}
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_HOST_PATTERN = re.compile(r"^(\*|(\*\.)?[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])$")
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _package_version() -> str:
+    try:
+        return version("{{ cookiecutter.project_slug }}")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+class ConfigError(Exception):
+    """The environment does not describe a valid configuration."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the service, read from environment variables of the same name."""
+
+    model_config = SettingsConfigDict(
+        env_file=None,
+        case_sensitive=False,
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
+        hide_input_in_errors=True,
+    )
+
+    app_env: Literal["production", "development", "test"] = "production"
+    database_url: SecretStr
+    redis_url: SecretStr
+    secret_key: SecretStr
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    allowed_hosts: CommaList = Field(default_factory=list, validate_default=True)
+    cors_origins: CommaList = Field(default_factory=list)
+    docs_enabled: bool | None = None
+    max_body_size: int = Field(default=1_048_576, ge=1)
+
+    web_concurrency: int = Field(default=1, ge=1, le=64)
+    graceful_timeout: int = Field(default=20, ge=1, le=3600)
+    shutdown_delay: float = Field(default=0.0, ge=0, le=300)
+
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=5, ge=0, le=200)
+    db_pool_timeout: float = Field(default=5.0, gt=0, le=300)
+    db_connect_timeout: int = Field(default=5, ge=1, le=300)
+    db_wait_timeout: float = Field(default=30.0, ge=0, le=3600)
+    migration_lock_timeout: float = Field(default=300.0, gt=0, le=86400)
+    redis_timeout: float = Field(default=2.0, gt=0, le=60)
+    readiness_timeout: float = Field(default=1.0, gt=0, le=30)
+
+    rate_limit_per_minute: int = Field(default=120, ge=0)
+
+    release_version: str = Field(default_factory=_package_version)
+    release_commit: str = "unknown"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value().strip()
+        scheme, sep, rest = raw.partition("://")
+        if not sep or scheme not in _POSTGRES_SCHEMES or not rest:
+            raise ValueError("must be a PostgreSQL URL: postgresql://user:password@host:port/name")
+        return SecretStr(f"{_POSTGRES_SCHEMES[scheme]}://{rest}")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value().strip()
+        if not raw.startswith(_REDIS_SCHEMES) or raw.endswith("://"):
+            raise ValueError("must be a Redis URL: redis://host:port/db or rediss://...")
+        return SecretStr(raw)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret_in_production(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        if info.data.get("app_env", "production") != "production":
+            return value
+        secret = value.get_secret_value()
+        squashed = re.sub(r"[^a-z0-9]", "", secret.lower())
+        if secret.strip().lower() in PLACEHOLDER_SECRETS or "changeme" in squashed:
+            raise ValueError("is a placeholder; production needs a real random secret")
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters in production")
+        return value
+
+    @field_validator("allowed_hosts", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts_required_in_production(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        bad = [host for host in value if not _HOST_PATTERN.match(host)]
+        if bad:
+            raise ValueError(f"holds {len(bad)} malformed host name(s); use host, *.domain or *")
+        if value:
+            return [host.lower() for host in value]
+        if info.data.get("app_env", "production") == "production":
+            raise ValueError("is required in production (comma-separated host names, or *)")
+        return ["*"]
+
+    @property
+    def show_docs(self) -> bool:
+        """OpenAPI docs are served in development, and in production only when asked for."""
+        if self.docs_enabled is not None:
+            return self.docs_enabled
+        return self.app_env == "development"
+
+
+def describe_errors(error: ValidationError) -> str:
+    """One line naming every bad variable and what is wrong with it, never its value."""
+    problems: dict[str, list[str]] = {}
+    for item in error.errors(include_input=False, include_url=False):
+        name = str(item["loc"][0]).upper() if item["loc"] else "SETTINGS"
+        reason = "is missing" if item["type"] == "missing" else item["msg"]
+        reason = reason.removeprefix("Value error, ")
+        problems.setdefault(name, []).append(reason)
+    parts = [f"{name} {'; '.join(reasons)}" for name, reasons in sorted(problems.items())]
+    return "invalid configuration: " + ", ".join(parts)
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment, or raise ConfigError with a readable message."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise ConfigError(describe_errors(error)) from None

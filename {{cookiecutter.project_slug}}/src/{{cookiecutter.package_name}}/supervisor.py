@@ -1,0 +1,67 @@
+"""Several web processes on one port (WEB_CONCURRENCY > 1), each draining like a single one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from types import FrameType
+
+from .logs import get_logger
+from .settings import Settings
+
+log = get_logger(__name__)
+
+
+def _start_child(settings: Settings, sock: object) -> int:
+    from .web import DrainingServer, build_config  # noqa: PLC0415  # avoids an import cycle
+
+    pid = os.fork()
+    if pid:
+        return pid
+    # In the child: default signal handling until uvicorn installs its own.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    code = 0
+    try:
+        DrainingServer(build_config(settings), settings.shutdown_delay).run(sockets=[sock])  # type: ignore[list-item]
+    except BaseException:  # any failure ends this child with a non-zero code
+        log.exception("web process failed")
+        code = 1
+    os._exit(code)
+
+
+def run_processes(settings: Settings) -> None:
+    """Fork WEB_CONCURRENCY servers sharing one socket; forward SIGTERM/SIGINT; exit with them."""
+    from .web import build_config  # noqa: PLC0415  # avoids an import cycle
+
+    sock = build_config(settings).bind_socket()
+    children = {_start_child(settings, sock) for _ in range(settings.web_concurrency)}
+    log.info("web processes started", count=len(children), port=settings.port)
+    stopping = False
+
+    def forward(sig: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                children.discard(pid)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    failed = False
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        children.discard(pid)
+        code = os.waitstatus_to_exitcode(status)
+        if stopping:
+            failed = failed or code != 0
+            continue
+        log.error("web process died; starting another", pid=pid, exit_code=code)
+        children.add(_start_child(settings, sock))
+    sys.exit(1 if failed else 0)

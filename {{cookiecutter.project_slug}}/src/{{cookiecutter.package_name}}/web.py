@@ -1,0 +1,92 @@
+"""The web process: uvicorn bound to $PORT, draining gracefully on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from types import FrameType
+
+import uvicorn
+
+from .logs import configure_logging, get_logger
+from .settings import ConfigError, Settings, load_settings
+
+EXIT_CONFIG = 78  # sysexits.h EX_CONFIG: the environment is wrong, restarting will not help
+log = get_logger(__name__)
+
+
+class DrainingServer(uvicorn.Server):
+    """A uvicorn server that fails readiness first, waits SHUTDOWN_DELAY, then shuts down.
+
+    uvicorn re-raises the signal after a clean shutdown, so the process would end by signal;
+    this server treats SIGTERM as a request to stop and exits 0 once it has stopped.
+    """
+
+    def __init__(self, config: uvicorn.Config, shutdown_delay: float) -> None:
+        super().__init__(config)
+        self.shutdown_delay = shutdown_delay
+        self.exit_at: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        app = self.config.loaded_app if self.config.loaded else None
+        if self.exit_at is None:
+            log.info("draining", signal=signal.Signals(sig).name, delay=self.shutdown_delay)
+            self.exit_at = time.monotonic() + self.shutdown_delay
+            _mark_draining(app)
+            if self.shutdown_delay <= 0:
+                self.should_exit = True
+        elif sig == signal.SIGINT and self.should_exit:
+            self.force_exit = True
+        else:  # a second signal skips the rest of the delay
+            self.should_exit = True
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.exit_at is not None and time.monotonic() >= self.exit_at:
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+
+def _mark_draining(app: object) -> None:
+    # The loaded app may be wrapped in uvicorn's proxy middleware; find the FastAPI state.
+    while app is not None:
+        state = getattr(app, "state", None)
+        if state is not None:
+            state.draining = True
+            return
+        app = getattr(app, "app", None)
+
+
+def build_config(settings: Settings) -> uvicorn.Config:
+    """The uvicorn configuration that every web process uses."""
+    from .app import create_app  # noqa: PLC0415  # imported after logging is configured
+
+    return uvicorn.Config(
+        create_app(settings),
+        host="0.0.0.0",  # noqa: S104  # port binding: the platform routes to this port
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=True,
+        forwarded_allow_ips="*",
+        timeout_graceful_shutdown=settings.graceful_timeout,
+        timeout_keep_alive=5,
+        lifespan="on",
+    )
+
+
+def main() -> None:
+    """Entry point of the `web` process type."""
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)  # noqa: T201  # logging is not set up yet
+        sys.exit(EXIT_CONFIG)
+    configure_logging(settings.log_level)
+    if settings.web_concurrency > 1:
+        from .supervisor import run_processes  # noqa: PLC0415  # only for several processes
+
+        run_processes(settings)
+        return
+    DrainingServer(build_config(settings), settings.shutdown_delay).run()

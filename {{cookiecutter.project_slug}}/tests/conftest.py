@@ -1,0 +1,77 @@
+"""Fixtures on the real PostgreSQL and Redis: a migrated test database, an app, a client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from {{ cookiecutter.package_name }}.api.deps import get_session
+from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.db.migrate import migrate
+from {{ cookiecutter.package_name }}.resources import Resources
+from {{ cookiecutter.package_name }}.settings import Settings
+
+from support import create_database, drop_database, make_settings
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A database of its own for this test run, migrated to head, dropped at the end."""
+    url = create_database("run")
+    try:
+        asyncio.run(migrate(make_settings(url)))
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    """The settings of the app under test."""
+    return make_settings(database_url)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The app with its lifespan running, for the whole session."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def redis(app: FastAPI) -> Redis:
+    """The app's Redis database, emptied before each test."""
+    client: Redis = app.state.resources.redis
+    await client.flushdb()
+    return client
+
+
+@pytest.fixture
+async def client(app: FastAPI, redis: Redis) -> AsyncIterator[AsyncClient]:
+    """An HTTP client whose database writes are rolled back after the test."""
+    resources: Resources = app.state.resources
+    async with resources.engine.connect() as connection:
+        transaction = await connection.begin()
+        maker = async_sessionmaker(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+
+        async def session_in_test_transaction() -> AsyncIterator[AsyncSession]:
+            async with maker() as session:
+                yield session
+
+        app.dependency_overrides[get_session] = session_in_test_transaction
+        transport = ASGITransport(app=app)
+        try:
+            async with AsyncClient(transport=transport, base_url="http://testserver") as http:
+                yield http
+        finally:
+            app.dependency_overrides.clear()
+            await transaction.rollback()

@@ -1,0 +1,70 @@
+"""Liveness never touches a backing service; readiness names what is not there."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+
+from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.settings import Settings
+
+from support import free_port, make_settings
+
+
+async def test_healthz_reports_the_release(client: AsyncClient, settings: Settings) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "version": settings.release_version,
+        "commit": settings.release_commit,
+    }
+
+
+async def test_readyz_is_200_when_postgres_and_redis_answer(client: AsyncClient) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["failed"] == []
+
+
+async def _get(app: FastAPI, path: str) -> tuple[int, dict[str, object]]:
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as http,
+    ):
+        response = await http.get(path)
+        return response.status_code, response.json()
+
+
+async def test_readyz_names_redis_when_redis_is_down(database_url: str) -> None:
+    down = f"redis://127.0.0.1:{free_port()}/0"
+    status, body = await _get(create_app(make_settings(database_url, down)), "/readyz")
+    assert status == 503
+    assert body["failed"] == ["redis"]
+
+
+async def test_readyz_names_postgres_when_postgres_is_down() -> None:
+    down = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    status, body = await _get(create_app(make_settings(down)), "/readyz")
+    assert status == 503
+    assert body["failed"] == ["postgres"]
+
+
+async def test_healthz_answers_while_backing_services_are_down() -> None:
+    app = create_app(
+        make_settings(
+            f"postgresql://postgres@127.0.0.1:{free_port()}/x", f"redis://127.0.0.1:{free_port()}/0"
+        )
+    )
+    status, _ = await _get(app, "/healthz")
+    assert status == 200
+
+
+async def test_readyz_is_503_while_draining(app: FastAPI, client: AsyncClient) -> None:
+    app.state.draining = True
+    try:
+        response = await client.get("/readyz")
+    finally:
+        app.state.draining = False
+    assert response.status_code == 503
+    assert response.json()["failed"] == ["shutdown"]

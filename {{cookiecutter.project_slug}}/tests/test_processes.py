@@ -1,0 +1,119 @@
+"""The Procfile's commands as real processes, configured by environment variables alone."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import psycopg
+import pytest
+from redis import Redis
+
+from support import (
+    BASE_REDIS_URL,
+    create_database,
+    drop_database,
+    free_port,
+    other_redis_url,
+    service_env,
+    start,
+    stop,
+    wait_for_http,
+)
+
+pytestmark = pytest.mark.process
+
+
+def test_web_starts_from_env_alone_and_logs_only_json(database_url: str) -> None:
+    port = free_port()
+    env = service_env(DATABASE_URL=database_url, REDIS_URL=BASE_REDIS_URL, PORT=str(port))
+    web = start("web", env)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", web)
+        response = httpx.get(
+            f"http://127.0.0.1:{port}/readyz", headers={"x-request-id": "proc-test-0001"}
+        )
+        assert response.status_code == 200
+        assert "server" not in response.headers
+    finally:
+        code, out, err = stop(web)
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines, "the web process logged nothing"
+    assert all(line["ts"].endswith("Z") for line in lines)
+    access = [
+        line for line in lines if line.get("event") == "request" and line["path"] == "/readyz"
+    ]
+    assert access[0]["request_id"] == "proc-test-0001"
+    assert {"method", "path", "status", "duration_ms"} <= access[0].keys()
+    assert any(line.get("event") == "stopped" for line in lines), "lifespan shutdown did not run"
+
+
+def test_web_without_database_url_exits_at_once_naming_it() -> None:
+    env = service_env(REDIS_URL=BASE_REDIS_URL, PORT=str(free_port()), DATABASE_URL="")
+    web = start("web", env)
+    code = web.wait(timeout=5)
+    out, err = web.communicate()
+    assert code != 0
+    assert "DATABASE_URL" in err
+    assert "Traceback" not in err
+    assert out == ""
+
+
+def test_release_processes_started_at_once_all_succeed() -> None:
+    url = create_database("release")
+    try:
+        env = service_env(DATABASE_URL=url, REDIS_URL=BASE_REDIS_URL)
+        releases = [start("release", env) for _ in range(4)]
+        results = [(p.wait(timeout=60), *p.communicate()) for p in releases]
+        assert [code for code, _, _ in results] == [0, 0, 0, 0], results
+        changed = [
+            json.loads(line)["changed"]
+            for _, out, _ in results
+            for line in out.splitlines()
+            if '"migrated"' in line
+        ]
+        assert sorted(changed) == [False, False, False, True]
+    finally:
+        drop_database(url)
+
+
+def test_release_gives_up_on_an_unreachable_database_within_its_bound() -> None:
+    env = service_env(
+        DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/none",
+        REDIS_URL=BASE_REDIS_URL,
+        DB_WAIT_TIMEOUT="2",
+    )
+    started = time.monotonic()
+    release = start("release", env)
+    code = release.wait(timeout=30)
+    _, err = release.communicate()
+    assert code != 0
+    assert time.monotonic() - started < 15
+    assert "PostgreSQL did not answer within 2 s" in err
+
+
+def test_backing_services_are_swapped_by_environment_alone(database_url: str) -> None:
+    second_db = create_database("swap")
+    second_redis = other_redis_url(BASE_REDIS_URL)
+    port = free_port()
+    try:
+        env = service_env(DATABASE_URL=second_db, REDIS_URL=second_redis, PORT=str(port))
+        release = start("release", env)
+        code = release.wait(timeout=60)
+        _, err = release.communicate()
+        assert code == 0, err
+        web = start("web", env)
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/readyz", web)
+            created = httpx.post(f"http://127.0.0.1:{port}/api/v1/notes", json={"title": "swap"})
+            assert created.status_code == 201
+        finally:
+            stop(web)
+        with psycopg.connect(second_db) as connection:
+            titles = connection.execute("SELECT title FROM notes").fetchall()
+        assert titles == [("swap",)]
+        assert Redis.from_url(second_redis).keys("ratelimit:*")
+    finally:
+        drop_database(second_db)

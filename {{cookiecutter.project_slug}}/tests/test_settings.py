@@ -1,0 +1,109 @@
+"""Configuration comes only from the environment, and bad configuration stops the process."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.settings import ConfigError, Settings, load_settings
+
+from support import TEST_SECRET
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+VALID = {
+    "DATABASE_URL": "postgresql://app:hunter2-db-password@db.internal:5432/app",
+    "REDIS_URL": "redis://cache.internal:6379/0",
+    "SECRET_KEY": TEST_SECRET,
+    "ALLOWED_HOSTS": "api.example.com",
+}
+
+
+@pytest.fixture
+def environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """An environment holding no setting of ours until the test sets some."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    return monkeypatch
+
+
+def _set(environ: pytest.MonkeyPatch, **values: str) -> None:
+    for name, value in (VALID | values).items():
+        if value == "":
+            environ.delenv(name, raising=False)
+        else:
+            environ.setenv(name, value)
+
+
+def test_valid_environment_loads_with_production_defaults(environ: pytest.MonkeyPatch) -> None:
+    _set(environ)
+    settings = load_settings()
+    assert settings.app_env == "production"
+    assert settings.port == 8000
+    assert settings.allowed_hosts == ["api.example.com"]
+    assert settings.show_docs is False
+
+
+def test_every_missing_variable_is_named_in_one_message(environ: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "\n" not in message
+    for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ALLOWED_HOSTS"):
+        assert name in message
+
+
+def test_invalid_values_are_named_but_never_echoed(environ: pytest.MonkeyPatch) -> None:
+    _set(environ, PORT="not-a-port", DATABASE_URL="mysql://root:topsecret@db/app")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "PORT" in message
+    assert "DATABASE_URL" in message
+    assert "topsecret" not in message
+    assert "not-a-port" not in message
+    assert TEST_SECRET not in message
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql", "postgresql+psycopg"])
+def test_platform_postgres_urls_are_accepted(environ: pytest.MonkeyPatch, scheme: str) -> None:
+    _set(environ, DATABASE_URL=f"{scheme}://u:p@db:5432/app")
+    url = load_settings().database_url.get_secret_value()
+    assert url == "postgresql+psycopg://u:p@db:5432/app"
+
+
+@pytest.mark.parametrize("secret", ["changeme", "dev-secret-key-change-me", "short-but-real"])
+def test_production_refuses_placeholder_or_short_secrets(
+    environ: pytest.MonkeyPatch, secret: str
+) -> None:
+    _set(environ, SECRET_KEY=secret)
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        load_settings()
+
+
+def test_development_accepts_the_example_secret_and_any_host(environ: pytest.MonkeyPatch) -> None:
+    _set(environ, APP_ENV="development", SECRET_KEY="dev-secret-key-change-me", ALLOWED_HOSTS="")
+    settings = load_settings()
+    assert settings.allowed_hosts == ["*"]
+    assert settings.show_docs is True
+
+
+def test_secrets_do_not_appear_in_repr(environ: pytest.MonkeyPatch) -> None:
+    _set(environ)
+    text = repr(load_settings())
+    assert TEST_SECRET not in text
+    assert "hunter2-db-password" not in text
+
+
+def test_comma_separated_lists_are_split(environ: pytest.MonkeyPatch) -> None:
+    _set(environ, ALLOWED_HOSTS="a.example.com, *.b.example.com", CORS_ORIGINS="https://x.io")
+    settings = load_settings()
+    assert settings.allowed_hosts == ["a.example.com", "*.b.example.com"]
+    assert settings.cors_origins == ["https://x.io"]
+
+
+def test_env_example_lists_exactly_the_settings() -> None:
+    text = (PROJECT_DIR / ".env.example").read_text()
+    documented = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
+    assert documented == {name.upper() for name in Settings.model_fields}
