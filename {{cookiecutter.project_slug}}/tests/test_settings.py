@@ -107,3 +107,9 @@ def test_env_example_lists_exactly_the_settings() -> None:
     text = (PROJECT_DIR / ".env.example").read_text()
     documented = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
     assert documented == {name.upper() for name in Settings.model_fields}
+
+
+def test_readme_documents_exactly_the_settings() -> None:
+    text = (PROJECT_DIR / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", text, flags=re.MULTILINE))
+    assert documented == {name.upper() for name in Settings.model_fields}

@@ -1,0 +1,244 @@
+"""Generation tests: pairwise bakes render clean files; chosen bakes pass their own toolchain."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+from conftest import TEMPLATE_DIR, bake
+from psycopg import sql
+
+OPTIONS = {
+    "python_version": ["3.12", "3.11", "3.13"],
+    "ci_provider": ["github", "gitlab", "none"],
+    "license": ["MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary"],
+    "init_git": ["yes", "no"],
+}
+# Every pair of option values appears in at least one row (checked below); names vary too.
+ROWS = [
+    ("3.12", "github", "MIT", "yes"),
+    ("3.12", "gitlab", "Apache-2.0", "no"),
+    ("3.11", "github", "BSD-3-Clause", "no"),
+    ("3.11", "gitlab", "Proprietary", "yes"),
+    ("3.13", "none", "MIT", "no"),
+    ("3.12", "none", "BSD-3-Clause", "yes"),
+    ("3.13", "github", "Apache-2.0", "yes"),
+    ("3.12", "github", "Proprietary", "no"),
+    ("3.11", "none", "Apache-2.0", "yes"),
+    ("3.13", "gitlab", "BSD-3-Clause", "yes"),
+    ("3.11", "gitlab", "MIT", "yes"),
+    ("3.13", "none", "Proprietary", "yes"),
+]
+MATRIX: list[dict[str, str]] = [dict(zip(OPTIONS, row, strict=True)) for row in ROWS]
+NAMES = [
+    "Twelve Factor Service",
+    "Café Ünïcode API",
+    "Bob's Service",
+    'Quote "Heavy" \\ Name',
+    "billing",
+    "A Forty Character Long Service Name Here",
+]
+# Full toolchain runs: one per offered Python, with the awkward names among them.
+FULL_RUNS = {
+    "defaults": {},
+    "py311-unicode-gitlab": {
+        "project_name": "Café Ünïcode API",
+        "python_version": "3.11",
+        "ci_provider": "gitlab",
+        "license": "Proprietary",
+    },
+    "py313-long-name-no-ci": {
+        "project_name": "A Forty Character Long Service Name Here",
+        "python_version": "3.13",
+        "ci_provider": "none",
+        "description": 'Says "hi" \\ with <tags> & quotes',
+    },
+}
+# Jinja openers in any spacing, and any reference to the template's variables.
+LEFTOVER = re.compile(r"\{\s*\{|\{\s*%|\{\s*#|(?<![\w.])cookiecutter\s*(?:\.(?!json\b)|\[)")
+GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
+RAW_BLOCK = re.compile(r"\{%-?\s*raw\s*-?%\}(.*?)\{%-?\s*endraw\s*-?%\}", re.DOTALL)
+SKIP_DIRS = {".git", ".venv", ".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__"}
+
+
+def project_files(project: Path) -> list[Path]:
+    """Every file of a bake, less version control, environments, caches and the lock."""
+    return [
+        path
+        for path in sorted(project.rglob("*"))
+        if path.is_file()
+        and not SKIP_DIRS.intersection(path.relative_to(project).parts)
+        and path.name != "uv.lock"
+    ]
+
+
+def answers_of(project: Path) -> dict[str, Any]:
+    """The answers a bake recorded in its replay file."""
+    answers: dict[str, Any] = json.loads((project / ".cookiecutter.json").read_text())[
+        "cookiecutter"
+    ]
+    return answers
+
+
+def expected_github_expressions() -> list[str]:
+    """The ${{ }} expressions the workflow templates write through raw blocks."""
+    found: list[str] = []
+    for source in sorted((TEMPLATE_DIR / "{{cookiecutter.project_slug}}/.github").rglob("*.yml")):
+        for block in RAW_BLOCK.findall(source.read_text()):
+            found.extend(GITHUB_EXPRESSION.findall(block))
+    return sorted(found)
+
+
+def test_matrix_covers_every_pair_of_option_values() -> None:
+    wanted = {
+        ((a, x), (b, y))
+        for a, b in itertools.combinations(OPTIONS, 2)
+        for x in OPTIONS[a]
+        for y in OPTIONS[b]
+    }
+    covered = {
+        ((a, row[a]), (b, row[b])) for row in MATRIX for a, b in itertools.combinations(OPTIONS, 2)
+    }
+    assert wanted - covered == set()
+
+
+@pytest.fixture(scope="module", params=range(len(ROWS)), ids=lambda i: "-".join(ROWS[i]))
+def matrix_bake(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    answers: dict[str, Any] = {**MATRIX[request.param], "project_name": NAMES[request.param % 6]}
+    return bake(tmp_path_factory.mktemp("matrix"), **answers)
+
+
+def test_no_template_syntax_is_left_anywhere(matrix_bake: Path) -> None:
+    leftovers = []
+    for path in project_files(matrix_bake):
+        text = path.read_text(encoding="utf-8")
+        for number, line in enumerate(text.splitlines(), start=1):
+            if LEFTOVER.search(GITHUB_EXPRESSION.sub("", line)):
+                leftovers.append(f"{path.relative_to(matrix_bake)}:{number}: {line.strip()}")
+    for name in (path.name for path in matrix_bake.rglob("*")):
+        if LEFTOVER.search(name):
+            leftovers.append(f"file name {name}")
+    assert leftovers == []
+
+
+def test_github_expressions_are_exactly_the_raw_blocks(matrix_bake: Path) -> None:
+    workflows = matrix_bake / ".github"
+    if not workflows.exists():
+        assert answers_of(matrix_bake)["ci_provider"] != "github"
+        return
+    rendered = sorted(
+        expression
+        for path in workflows.rglob("*.yml")
+        for expression in GITHUB_EXPRESSION.findall(path.read_text())
+    )
+    assert rendered == expected_github_expressions()
+    assert rendered, "the workflow uses no expressions at all?"
+
+
+def test_every_toml_yaml_and_json_file_parses(matrix_bake: Path) -> None:
+    parsed = 0
+    for path in project_files(matrix_bake):
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".toml":
+            tomllib.loads(text)
+        elif path.suffix in {".yml", ".yaml"}:
+            list(yaml.safe_load_all(text))
+        elif path.suffix == ".json":
+            json.loads(text)
+        else:
+            continue
+        parsed += 1
+    assert parsed >= 10
+
+
+def test_python_version_answer_reaches_every_place_it_matters(matrix_bake: Path) -> None:
+    version = answers_of(matrix_bake)["python_version"]
+    assert (matrix_bake / ".python-version").read_text().strip() == version
+    pyproject = tomllib.loads((matrix_bake / "pyproject.toml").read_text())
+    assert pyproject["project"]["requires-python"] == f">={version}"
+    assert pyproject["tool"]["mypy"]["python_version"] == version
+    assert f"python:{version}." in (matrix_bake / "Dockerfile").read_text()
+
+
+# --- full toolchain on chosen bakes -------------------------------------------------------
+
+
+def _run(command: list[str], project: Path, env: dict[str, str], timeout: int = 600) -> str:
+    result = subprocess.run(
+        command, cwd=project, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert result.returncode == 0, (
+        f"{' '.join(command)} failed in {project.name} ({result.returncode}):\n"
+        f"{result.stdout[-6000:]}\n{result.stderr[-4000:]}"
+    )
+    return result.stdout
+
+
+ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _admin_connection() -> psycopg.Connection[Any]:
+    return psycopg.connect(ADMIN_DATABASE_URL, autocommit=True)
+
+
+def _databases_like(prefix: str) -> list[str]:
+    with _admin_connection() as connection:
+        rows = connection.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (prefix + "%",)
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("label", list(FULL_RUNS))
+def test_baked_project_passes_its_own_toolchain(
+    label: str, tmp_path: Path, clean_env: dict[str, str]
+) -> None:
+    answers = {"init_git": "no", **FULL_RUNS[label]}
+    project = bake(tmp_path, **answers)
+    package = answers_of(project)["package_name"]
+    # Each bake gets its own database and its own pair of Redis databases.
+    database = f"tmpl_{package}_{os.getpid()}"
+    redis_db = 2 + 2 * list(FULL_RUNS).index(label)
+    with _admin_connection() as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(database)))
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    env = {
+        **clean_env,
+        "UV_PYTHON_DOWNLOADS": "never",
+        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{database}",
+        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
+    }
+    try:
+        where = (project, env)
+        _run(["uv", "sync", "--locked"], project, env)
+        version = _run(
+            ["uv", "run", "--no-sync", "python", "-c", "import sys; print(sys.version[:4])"],
+            project,
+            env,
+        )
+        assert version.strip() == (answers.get("python_version") or DEFAULT_PYTHON)
+        _run(["uv", "run", "--no-sync", "ruff", "check", "."], project, env)
+        _run(["uv", "run", "--no-sync", "ruff", "format", "--check", "."], project, env)
+        _run(["uv", "run", "--no-sync", "mypy"], project, env)
+        output = _run(["uv", "run", "--no-sync", "pytest", "-q", "-p", "no:cacheprovider"], *where)
+        assert re.search(r"\d+ passed", output), output[-2000:]
+        assert " skipped" not in output, output[-2000:]
+    finally:
+        with _admin_connection() as connection:
+            connection.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+            )
+    assert _databases_like(f"test_{package}_") == [], "the project's tests left databases behind"
+
+
+DEFAULT_PYTHON = OPTIONS["python_version"][0]
