@@ -1,13 +1,25 @@
-"""Post-generation hook: drop unselected options, write the answers file, lock deps, init git.
+"""Post-generation hook: drop unselected options, record answers and origin, lock deps, init git.
 
 Cookiecutter runs this file from the new project's directory after rendering it with Jinja. Jinja
-appears only in ANSWERS_JSON (see the pre-generation hook for why it is JSON in a raw string);
+appears only in CONTEXT_JSON (see the pre-generation hook for why it is JSON in a raw string);
 the rest is plain Python on the standard library, importable by the tests.
 
-The answers file ``.cookiecutter.json`` is in the format of cookiecutter's replay files, so the
-same project can be generated again, without a single prompt, from the same answers::
+Two files record the project's origin:
 
-    cookiecutter --replay-file .cookiecutter.json <template>
+- ``.cookiecutter.json`` holds every answer, in the format of cookiecutter's replay files, so the
+  same project can be generated again without a single prompt::
+
+      cookiecutter --replay-file .cookiecutter.json <template>
+
+- ``.cruft.json`` holds the same answers plus the template's source and git commit, exactly as
+  ``cruft create`` writes it, so ``cruft check`` and ``cruft update`` work on the project (see the
+  project's docs/updating.md). ``cruft create`` rewrites this file after the hook; the content
+  is the same (unless its --checkout, --directory or --skip, which the hook cannot see, were
+  given), so the first commit stays clean.
+
+cruft also runs this hook when it renders the template during ``cruft update`` and ``cruft diff``;
+``[tool.cruft] skip`` in the project's pyproject.toml keeps what the hook adds there (.git, uv.lock,
+.cruft.json) out of the changes cruft applies.
 
 Locking and the first commit need tools from outside (uv, git, a package index): when one is
 missing or fails, the hook prints a warning with the command to run later and still succeeds.
@@ -24,15 +36,15 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
-# Jinja writes the answers here as JSON; a raw string keeps its escapes for json.loads.
-ANSWERS_JSON = r"""{
-    "ci_provider": {{ cookiecutter.ci_provider | tojson }},
-    "license": {{ cookiecutter.license | tojson }},
-    "author_name": {{ cookiecutter.author_name | tojson }},
-    "author_email": {{ cookiecutter.author_email | tojson }},
-    "init_git": {{ cookiecutter.init_git | tojson }}
+# Jinja writes the whole context here, key by key in cookiecutter's order (tojson on the whole
+# mapping would sort it); a raw string keeps the JSON escapes for json.loads.
+CONTEXT_JSON = r"""{
+{%- for key, value in cookiecutter.items() %}
+    {{ key | tojson }}: {{ value | tojson }}{% if not loop.last %},{% endif %}
+{%- endfor %}
 }"""
 
 # (question, answer) -> paths that are kept only when the question got that answer; relative
@@ -43,16 +55,21 @@ OPTIONAL_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 ANSWERS_FILE = ".cookiecutter.json"
-# Private context keys worth keeping in the answers file; the rest describe this machine
-# (_output_dir, _repo_dir) or the template's own settings, which it supplies again on replay.
-KEPT_PRIVATE_KEYS = ("_template", "_commit", "_checkout")
-# A git URL, an scp-like git address or a cookiecutter abbreviation such as gh:owner/repo;
-# anything else is a path on this machine, meaningless elsewhere.
-REMOTE_TEMPLATE = re.compile(
-    r"(?:(?:git|hg)\+)?(?:git|ssh|https?)://"
+CRUFT_FILE = ".cruft.json"
+PROMPTS_KEY = "__prompts__"
+# Keys cookiecutter adds to the context for this run only (machine paths, the --checkout option);
+# the context cruft records has none of them.
+RUN_KEYS = ("_output_dir", "_repo_dir", "_checkout")
+# cruft appends these two to the context it records: the template source and its commit.
+ORIGIN_KEYS = ("_template", "_commit")
+# A reference cookiecutter clones or downloads: a URL, an scp-like git address or an abbreviation
+# such as gh:owner/repo. Anything else is a directory (or zip file) on this machine.
+CLONED_TEMPLATE = re.compile(
+    r"(?:(?:git|hg)\+)?(?:git|ssh|https?|file)://"
     r"|[\w.-]+@[\w.-]+:"
     r"|[A-Za-z][\w-]+:(?!//)",
 )
+UPDATING_DOC = "docs/updating.md"
 
 LOCK_TIMEOUT_SECONDS = 300
 TOOL_TIMEOUT_SECONDS = 60
@@ -70,6 +87,25 @@ GIT_LOCATION_VARIABLES = (
 )
 
 
+class Origin(NamedTuple):
+    """Where a project came from, in the terms of a .cruft.json file."""
+
+    template: str | None
+    commit: str | None
+    checkout: str | None = None
+    directory: str | None = None
+
+
+class Checkout(NamedTuple):
+    """The git checkout a template directory is tracked in."""
+
+    root: Path
+    directory: str | None
+    commit: str
+    remote: str | None
+    dirty: bool
+
+
 def warn(message: str) -> None:
     """Print a warning on stderr."""
     print(f"WARNING: {message}", file=sys.stderr, flush=True)
@@ -80,10 +116,10 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def parse_answers(answers_json: str) -> dict[str, object]:
-    """Read the answers Jinja wrote into ANSWERS_JSON."""
-    answers: dict[str, object] = json.loads(answers_json)
-    return answers
+def parse_context(context_json: str) -> dict[str, object]:
+    """Read the context Jinja wrote into CONTEXT_JSON, in cookiecutter's order."""
+    context: dict[str, object] = json.loads(context_json)
+    return context
 
 
 def unselected_paths(
@@ -123,9 +159,9 @@ def remove_unselected(
     ]
 
 
-def is_remote_template(reference: str) -> bool:
-    """Tell whether a template reference works on another machine (a URL, not a local path)."""
-    return REMOTE_TEMPLATE.match(reference) is not None
+def is_cloned_reference(reference: str) -> bool:
+    """Tell whether cookiecutter clones or downloads a template reference (not a local path)."""
+    return CLONED_TEMPLATE.match(reference) is not None
 
 
 def without_credentials(reference: str) -> str:
@@ -140,31 +176,180 @@ def without_credentials(reference: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def replay_context(context: Mapping[str, object]) -> dict[str, dict[str, object]]:
+def text_or_none(value: object) -> str | None:
+    """Return value when it is a non-empty string, else None."""
+    return value if isinstance(value, str) and value else None
+
+
+def replay_answers(context: Mapping[str, object]) -> dict[str, dict[str, object]]:
     """Turn cookiecutter's context into the content of a replay file.
 
     Keeps every answer, derived values included (public keys and ``__`` keys other than
-    ``__prompts__``), plus ``_template`` when it is a remote reference (without credentials),
-    ``_commit`` and a non-null ``_checkout``.
+    ``__prompts__``), sorted. Private keys stay out: they describe this run (paths, commit) or
+    the template's own settings, which the template supplies again on replay. So the file only
+    changes when an answer does, whichever tool rendered the project.
     """
-    answers: dict[str, object] = {}
-    for key, value in context.items():
-        if key == "__prompts__":
-            continue
-        if not key.startswith("_") or key.startswith("__"):
-            answers[key] = value
-        elif key == "_template":
-            if isinstance(value, str) and is_remote_template(value):
-                answers[key] = without_credentials(value)
-        elif key in KEPT_PRIVATE_KEYS and value is not None:
-            answers[key] = value
+    answers = {
+        key: value
+        for key, value in context.items()
+        if key != PROMPTS_KEY and (not key.startswith("_") or key.startswith("__"))
+    }
     return {"cookiecutter": dict(sorted(answers.items()))}
 
 
-def write_answers_file(path: Path) -> None:
-    """Rewrite the rendered context in path as a replay file: sorted, portable, final newline."""
-    context = json.loads(path.read_text(encoding="utf-8"))
-    text = json.dumps(replay_context(context), indent=2, sort_keys=True, ensure_ascii=False)
+def write_answers_file(path: Path, context: Mapping[str, object]) -> None:
+    """Write the replay file: sorted, portable, final newline."""
+    text = json.dumps(replay_answers(context), indent=2, sort_keys=True, ensure_ascii=False)
+    path.write_text(text + "\n", encoding="utf-8")
+
+
+def locate_template(context: Mapping[str, object]) -> Path | None:
+    """Find the template directory cookiecutter rendered, as an absolute path, or None.
+
+    cookiecutter passes it as ``_repo_dir``: a clone or download for a remote template, else the
+    path as the user typed it. A relative one is relative to where cookiecutter started, which
+    the shell's PWD tells; the hook itself runs in the new project.
+    """
+    repo_dir = text_or_none(context.get("_repo_dir"))
+    if repo_dir is None:
+        return None
+    path = Path(repo_dir).expanduser()
+    if path.is_absolute():
+        candidates = [path]
+    else:
+        bases = [os.environ.get("PWD"), text_or_none(context.get("_output_dir"))]
+        candidates = [Path(base) / path for base in bases if base]
+    for candidate in candidates:
+        if (candidate / "cookiecutter.json").is_file():
+            return Path(os.path.abspath(candidate))
+    return None
+
+
+def inspect_checkout(template_dir: Path) -> Checkout | None:
+    """Describe the git checkout that tracks template_dir, or None when there is none."""
+    git = shutil.which("git")
+    if git is None:
+        return None
+    env = git_environment()
+    try:
+        tracked = run_git(git, ["ls-files", "--", "cookiecutter.json"], template_dir, env)
+        head = run_git(git, ["rev-parse", "--verify", "HEAD"], template_dir, env)
+        if tracked.returncode or not tracked.stdout.strip() or head.returncode:
+            return None
+        prefix = run_git(git, ["rev-parse", "--show-prefix"], template_dir, env).stdout.strip()
+        remote = run_git(git, ["remote", "get-url", "origin"], template_dir, env)
+        status = run_git(git, ["status", "--porcelain", "--", "."], template_dir, env)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    root = template_dir
+    for _ in Path(prefix).parts:
+        root = root.parent
+    return Checkout(
+        root=root,
+        directory=prefix.rstrip("/") or None,
+        commit=head.stdout.strip(),
+        remote=(remote.stdout.strip() or None) if remote.returncode == 0 else None,
+        dirty=bool(status.stdout.strip()),
+    )
+
+
+def find_origin(context: Mapping[str, object], template_dir: Path | None) -> Origin:
+    """Work out what .cruft.json records as the template source, commit and checkout.
+
+    Warns when the result will not serve ``cruft update``: no commit (the template is not a git
+    checkout), a local path (out of reach of CI), or uncommitted changes in the template.
+    """
+    reference = text_or_none(context.get("_template"))
+    if "_repo_dir" not in context:
+        # cruft renders the template itself and puts its source and commit in the context.
+        commit = text_or_none(context.get("_commit"))
+        return Origin(reference and without_credentials(reference), commit)
+    checkout = text_or_none(context.get("_checkout"))
+    cloned = reference is not None and is_cloned_reference(reference)
+    found = inspect_checkout(template_dir) if template_dir is not None else None
+    if found is None:
+        source = str(template_dir) if template_dir is not None and not cloned else reference
+        warn(
+            f"the template ({source}) is not a git checkout, or git is missing, so {CRUFT_FILE}"
+            " records no template commit: `cruft check` and `cruft update` need one. Generate"
+            ' from the template\'s git repository, or set "template" and "commit" in'
+            f" {CRUFT_FILE} yourself (see {UPDATING_DOC})."
+        )
+        return Origin(source and without_credentials(source), None, checkout)
+    if cloned:
+        source = without_credentials(found.remote or str(reference))
+    else:
+        source = str(found.root)
+        share = f" to {without_credentials(found.remote)}" if found.remote else " to its URL"
+        warn(
+            f"the template is the local directory {source}: `cruft update` can reach it on this"
+            f' machine only, and the CI drift check cannot. Set "template" in {CRUFT_FILE}{share}'
+            " to share updates."
+        )
+    if found.dirty:
+        warn(
+            f"the template checkout has uncommitted changes: the project holds them, but"
+            f" {CRUFT_FILE} records commit {found.commit[:12]}, which `cruft update` compares with."
+        )
+    return Origin(source, found.commit, checkout, found.directory)
+
+
+def read_template_settings(template_dir: Path | None) -> dict[str, object] | None:
+    """Read the template's cookiecutter.json in its own key order, or None when unreadable."""
+    if template_dir is None:
+        return None
+    try:
+        settings: dict[str, object] = json.loads(
+            (template_dir / "cookiecutter.json").read_text(encoding="utf-8")
+        )
+    except (OSError, ValueError):
+        return None
+    return settings
+
+
+def recorded_context(
+    context: Mapping[str, object], settings: Mapping[str, object] | None, origin: Origin
+) -> dict[str, object]:
+    """The context ``cruft create`` records for these answers.
+
+    That is cookiecutter's prompt order (cookiecutter.json's, dictionary questions last), private
+    settings as the template declares them, then ``_template`` and ``_commit``. Rebuilt from the
+    template's settings when known, so a replay (answers only, sorted) records the same.
+    """
+    if settings is None:
+        items = {
+            key: value
+            for key, value in context.items()
+            if key not in RUN_KEYS and key not in ORIGIN_KEYS and key != PROMPTS_KEY
+        }
+    else:
+        keys = [key for key in settings if key != PROMPTS_KEY]
+        last = [key for key in keys if not key.startswith("_") and isinstance(settings[key], dict)]
+        items = {}
+        for key in [*(key for key in keys if key not in last), *last]:
+            if key.startswith("_") and not key.startswith("__"):
+                items[key] = settings[key]
+            elif key in context:
+                items[key] = context[key]
+    return {**items, "_template": origin.template, "_commit": origin.commit}
+
+
+def cruft_state(
+    context: Mapping[str, object], settings: Mapping[str, object] | None, origin: Origin
+) -> dict[str, object]:
+    """The content of .cruft.json, keys in the order ``cruft create`` writes them."""
+    return {
+        "template": origin.template,
+        "commit": origin.commit,
+        "checkout": origin.checkout,
+        "context": {"cookiecutter": recorded_context(context, settings, origin)},
+        "directory": origin.directory,
+    }
+
+
+def write_cruft_file(path: Path, state: Mapping[str, object]) -> None:
+    """Write .cruft.json byte for byte as cruft does (its utils.cruft.json_dumps)."""
+    text = json.dumps(state, ensure_ascii=False, indent=2, separators=(",", ": "))
     path.write_text(text + "\n", encoding="utf-8")
 
 
@@ -294,15 +479,19 @@ def init_git_repository(project_dir: Path, author_name: str, author_email: str) 
     return True
 
 
-def main(answers: Mapping[str, object], project_dir: Path) -> int:
+def main(context: Mapping[str, object], project_dir: Path) -> int:
     """Finish the project in project_dir; only a broken template makes this fail."""
-    remove_unselected(project_dir, answers)
-    write_answers_file(project_dir / ANSWERS_FILE)
+    remove_unselected(project_dir, context)
+    write_answers_file(project_dir / ANSWERS_FILE, context)
+    template_dir = locate_template(context)
+    origin = find_origin(context, template_dir)
+    state = cruft_state(context, read_template_settings(template_dir), origin)
+    write_cruft_file(project_dir / CRUFT_FILE, state)
     lock_dependencies(project_dir)
-    if answers["init_git"] is True:
-        init_git_repository(project_dir, str(answers["author_name"]), str(answers["author_email"]))
+    if context["init_git"] is True:
+        init_git_repository(project_dir, str(context["author_name"]), str(context["author_email"]))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(parse_answers(ANSWERS_JSON), Path.cwd()))
+    sys.exit(main(parse_context(CONTEXT_JSON), Path.cwd()))

@@ -25,6 +25,8 @@ from conftest import DEFAULTS, TEMPLATE_DIR, bake
 from cookiecutter.environment import StrictEnvironment
 from cookiecutter.generate import generate_context
 from cookiecutter.prompt import prompt_for_config
+from cruft._commands.utils.cookiecutter import generate_cookiecutter_context
+from cruft._commands.utils.cruft import json_dumps as cruft_json_dumps
 from packaging.version import InvalidVersion, Version
 
 HOOKS_DIR = TEMPLATE_DIR / "hooks"
@@ -381,7 +383,9 @@ def test_rendered_hooks_hold_answers_exactly(tmp_path: Path, name: str) -> None:
     read = pre.parse_answers(pre.ANSWERS_JSON)
     assert read["project_name"] == name
     assert read["init_git"] is False
-    assert post.parse_answers(post.ANSWERS_JSON)["author_name"] == name
+    context = post.parse_context(post.CONTEXT_JSON)
+    assert context == answers
+    assert list(context) == list(answers)
 
 
 # --- post-generation hook: units -----------------------------------------------------------
@@ -423,52 +427,254 @@ def test_remove_unselected_tolerates_missing_paths(post_gen: ModuleType, tmp_pat
     assert post_gen.remove_unselected(tmp_path, answers) == []
 
 
-def test_replay_context_keeps_answers_and_drops_machine_details(post_gen: ModuleType) -> None:
+def test_replay_answers_keep_every_answer_and_no_private_key(post_gen: ModuleType) -> None:
     context = {
         "project_name": "Svc",
         "init_git": False,
         "__derived": "svc-x",
         "__prompts__": {"project_name": "Name?"},
-        "_extensions": ["cookiecutter.extensions.SlugifyExtension"],
+        "_extensions": ["local_extensions.Thing"],
         "_copy_without_render": ["*.png"],
-        "_template": "/home/me/templates/twelve-factor",
+        "_template": "gh:acme/twelve-factor",
+        "_commit": "0123abc",
         "_output_dir": "/home/me/code",
-        "_repo_dir": "/home/me/templates/twelve-factor",
-        "_checkout": None,
+        "_repo_dir": "/home/me/.cookiecutters/twelve-factor",
+        "_checkout": "v1",
     }
 
-    assert post_gen.replay_context(context) == {
+    answers = post_gen.replay_answers(context)
+
+    assert answers == {
         "cookiecutter": {"__derived": "svc-x", "init_git": False, "project_name": "Svc"}
     }
+    assert list(answers["cookiecutter"]) == sorted(answers["cookiecutter"])
 
 
 @pytest.mark.parametrize(
-    ("template", "kept"),
+    ("reference", "cloned"),
     [
-        ("gh:acme/twelve-factor", "gh:acme/twelve-factor"),
-        ("git@github.com:acme/twelve-factor.git", "git@github.com:acme/twelve-factor.git"),
+        ("gh:acme/twelve-factor", True),
+        ("git@github.com:acme/twelve-factor.git", True),
+        ("https://github.com/acme/twelve-factor", True),
+        ("ssh://git@git.example.com/acme/t.git", True),
+        ("git+https://git.example.com/t.git", True),
+        ("file:///home/me/twelve-factor", True),
+        ("https://github.com/acme/t/archive/refs/tags/v1.zip", True),
+        ("/home/me/twelve-factor", False),
+        ("../twelve-factor", False),
+        (".", False),
+        ("twelve-factor.zip", False),
+        ("C:\\templates\\twelve-factor", False),
+    ],
+)
+def test_cloned_references_are_told_from_local_paths(
+    post_gen: ModuleType, reference: str, cloned: bool
+) -> None:
+    assert post_gen.is_cloned_reference(reference) is cloned
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
         ("https://github.com/acme/twelve-factor", "https://github.com/acme/twelve-factor"),
+        ("git@github.com:acme/twelve-factor.git", "git@github.com:acme/twelve-factor.git"),
         ("https://user:s3cret@git.example.com/t.git", "https://git.example.com/t.git"),
         ("https://TOKEN@git.example.com/t.git", "https://git.example.com/t.git"),
         ("ssh://git@git.example.com/acme/t.git", "ssh://git@git.example.com/acme/t.git"),
-        ("git+https://git.example.com/t.git", "git+https://git.example.com/t.git"),
-        ("/home/me/twelve-factor", None),
-        ("../twelve-factor", None),
-        (".", None),
-        ("file:///home/me/twelve-factor", None),
-        ("C:\\templates\\twelve-factor", None),
+        ("ssh://git:pw@git.example.com/acme/t.git", "ssh://git.example.com/acme/t.git"),
+        ("/home/me/twelve-factor", "/home/me/twelve-factor"),
     ],
 )
-def test_replay_context_keeps_only_portable_template_reference(
-    post_gen: ModuleType, template: str, kept: str | None
+def test_template_urls_lose_credentials_but_keep_ssh_account(
+    post_gen: ModuleType, url: str, kept: str
 ) -> None:
-    context = {"project_name": "Svc", "_template": template, "_checkout": "v1", "_commit": "abc"}
+    assert post_gen.without_credentials(url) == kept
 
-    answers = post_gen.replay_context(context)["cookiecutter"]
 
-    assert answers.get("_template") == kept
-    assert answers["_checkout"] == "v1"
-    assert answers["_commit"] == "abc"
+def template_checkout(root: Path, subdirectory: str = "") -> tuple[Path, str]:
+    """Make a git repository holding a minimal template in subdirectory; return it and HEAD."""
+    template = root / subdirectory
+    template.mkdir(parents=True)
+    (template / "cookiecutter.json").write_text('{"project_name": "Svc"}\n', encoding="utf-8")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=T", "-c", "user.email=t@example.com", "commit", "-q", "-m", "A")
+    return template, git(root, "rev-parse", "HEAD")
+
+
+def cookiecutter_run_keys(
+    template: str, repo_dir: str, checkout: str | None = None
+) -> dict[str, str | None]:
+    """The private keys cookiecutter adds to the context of one run."""
+    return {
+        "_template": template,
+        "_output_dir": "/elsewhere/out",
+        "_repo_dir": repo_dir,
+        "_checkout": checkout,
+    }
+
+
+def test_origin_under_cruft_is_the_source_and_commit_cruft_passes(
+    post_gen: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    context = {"_template": "https://TOKEN@git.example.com/t.git", "_commit": "0123abc"}
+
+    origin = post_gen.find_origin(context, None)
+
+    assert origin == post_gen.Origin("https://git.example.com/t.git", "0123abc", None, None)
+    assert capsys.readouterr().err == ""
+
+
+def test_origin_of_a_local_checkout_is_its_path_and_head_with_a_warning(
+    post_gen: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    template, head = template_checkout(tmp_path / "tpl")
+    context = cookiecutter_run_keys(str(template), str(template))
+
+    origin = post_gen.find_origin(context, post_gen.locate_template(context))
+
+    assert origin == post_gen.Origin(str(template), head, None, None)
+    err = capsys.readouterr().err
+    assert f"WARNING: the template is the local directory {template}: " in err
+    assert "uncommitted" not in err
+
+
+def test_origin_of_a_template_in_a_subdirectory_names_repository_and_directory(
+    post_gen: ModuleType, tmp_path: Path
+) -> None:
+    template, head = template_checkout(tmp_path / "repo", "templates/service")
+    context = cookiecutter_run_keys(str(template), str(template))
+
+    origin = post_gen.find_origin(context, post_gen.locate_template(context))
+
+    assert origin == post_gen.Origin(str(tmp_path / "repo"), head, None, "templates/service")
+
+
+def test_origin_of_a_dirty_checkout_warns_that_the_commit_lacks_the_changes(
+    post_gen: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    template, head = template_checkout(tmp_path / "tpl")
+    (template / "hooks.py").write_text("# work in progress\n", encoding="utf-8")
+    context = cookiecutter_run_keys(str(template), str(template))
+
+    origin = post_gen.find_origin(context, post_gen.locate_template(context))
+
+    assert origin.commit == head
+    err = capsys.readouterr().err
+    assert "WARNING: the template checkout has uncommitted changes" in err
+    assert f".cruft.json records commit {head[:12]}," in err
+
+
+def test_origin_of_a_clone_is_its_remote_without_credentials(
+    post_gen: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    template, head = template_checkout(tmp_path / "tpl")
+    clone = tmp_path / "cookiecutters" / "twelve-factor"
+    git(tmp_path, "clone", "-q", str(template), str(clone))
+    git(clone, "remote", "set-url", "origin", "https://me:TOKEN@git.example.com/acme/t.git")
+    context = cookiecutter_run_keys("gh:acme/t", str(clone), checkout="v1")
+
+    origin = post_gen.find_origin(context, post_gen.locate_template(context))
+
+    assert origin == post_gen.Origin("https://git.example.com/acme/t.git", head, "v1", None)
+    assert capsys.readouterr().err == ""
+
+
+def test_origin_without_git_checkout_records_no_commit_and_says_why(
+    post_gen: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    template = tmp_path / "unpacked"
+    template.mkdir()
+    (template / "cookiecutter.json").write_text("{}\n", encoding="utf-8")
+    context = cookiecutter_run_keys(str(template), str(template))
+
+    origin = post_gen.find_origin(context, post_gen.locate_template(context))
+
+    assert origin == post_gen.Origin(str(template), None, None, None)
+    err = capsys.readouterr().err
+    assert f"WARNING: the template ({template}) is not a git checkout" in err
+    assert "records no template commit" in err
+    assert "docs/updating.md" in err
+
+
+@pytest.mark.parametrize(
+    ("pwd", "output_dir", "found"),
+    [("work", "elsewhere", True), ("elsewhere", "work", True), ("elsewhere", "elsewhere", False)],
+)
+def test_relative_template_path_is_found_from_where_cookiecutter_started(
+    *,
+    post_gen: ModuleType,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    pwd: str,
+    output_dir: str,
+    found: bool,
+) -> None:
+    template, _ = template_checkout(tmp_path / "work" / "tpl")
+    monkeypatch.setenv("PWD", str(tmp_path / pwd))
+    context = {"_repo_dir": "tpl", "_output_dir": str(tmp_path / output_dir)}
+
+    assert post_gen.locate_template(context) == (template if found else None)
+
+
+# A template with every kind of key cookiecutter orders: plain, derived, choice, dictionary,
+# private and double-underscore.
+ORDERING_TEMPLATE = {
+    "project_name": "Svc",
+    "project_slug": "{{ cookiecutter.project_name | slugify }}",
+    "options": {"a": "{{ cookiecutter.project_slug }}", "b": [2, 3]},
+    "init_git": True,
+    "license": ["MIT", "Proprietary"],
+    "_copy_without_render": ["*.png"],
+    "__derived": "{{ cookiecutter.project_slug }}-x",
+    "__prompts__": {"project_name": "Name?"},
+}
+
+
+def test_recorded_context_is_what_cruft_records_however_cookiecutter_ran(
+    post_gen: ModuleType, tmp_path: Path
+) -> None:
+    (tmp_path / "{{cookiecutter.project_slug}}").mkdir()
+    context_file = tmp_path / "cookiecutter.json"
+    context_file.write_text(json.dumps(ORDERING_TEMPLATE), encoding="utf-8")
+    overrides = {"project_name": "My Svc", "license": "Proprietary"}
+    cruft_context = generate_cookiecutter_context(
+        "https://git.example.com/t.git",
+        "0123abc",
+        tmp_path,
+        default_config=True,
+        extra_context=overrides,
+        no_input=True,
+    )["cookiecutter"]
+    cookiecutter_context = generate_context(context_file=str(context_file), extra_context=overrides)
+    prompted = dict(prompt_for_config(cookiecutter_context, no_input=True))
+    run_keys = cookiecutter_run_keys("gh:acme/t", str(tmp_path))
+    replayed = post_gen.replay_answers(prompted)["cookiecutter"]
+    origin = post_gen.Origin("https://git.example.com/t.git", "0123abc")
+    settings = post_gen.read_template_settings(tmp_path)
+
+    for context, known in [
+        ({**prompted, **run_keys}, settings),  # cookiecutter from the template's answers
+        ({**replayed, **run_keys}, settings),  # cookiecutter --replay-file .cookiecutter.json
+        (cruft_context, None),  # cruft create, update and diff
+    ]:
+        recorded = post_gen.recorded_context(context, known, origin)
+        assert recorded == cruft_context
+        assert list(recorded) == list(cruft_context)
+
+
+def test_cruft_file_is_written_as_cruft_writes_it(post_gen: ModuleType, tmp_path: Path) -> None:
+    state = {
+        "template": "https://git.example.com/café.git",
+        "commit": "0123abc",
+        "checkout": None,
+        "context": {"cookiecutter": {"project_name": "Café <API>", "list": ["a", "b"]}},
+        "directory": None,
+    }
+
+    post_gen.write_cruft_file(tmp_path / ".cruft.json", state)
+
+    assert (tmp_path / ".cruft.json").read_text(encoding="utf-8") == cruft_json_dumps(state)
 
 
 def test_lock_warns_with_command_when_uv_is_missing(
@@ -736,12 +942,40 @@ def test_answers_file_holds_every_answer_and_no_machine_path(default_project: Pa
     assert {key: data["cookiecutter"][key] for key in QUESTIONS} == {
         key: expected[key] for key in QUESTIONS
     }
-    assert not {"_output_dir", "_repo_dir", "_checkout", "_extensions", "__prompts__"} & set(
-        data["cookiecutter"]
-    )
+    assert [key for key in data["cookiecutter"] if key.startswith("_")] == []
     assert not [item for item in strings_in(data) if Path(item).is_absolute()]
     assert str(TEMPLATE_DIR) not in text
     assert text == json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def template_head() -> str | None:
+    """The commit of the template checkout under test, or None when it is not one."""
+    result = subprocess.run(
+        ["git", "rev-parse", "--verify", "HEAD"],
+        cwd=TEMPLATE_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def test_cruft_file_records_template_commit_and_the_same_answers(default_project: Path) -> None:
+    text = (default_project / ".cruft.json").read_text(encoding="utf-8")
+    state = json.loads(text)
+    recorded = state["context"]["cookiecutter"]
+    answers = json.loads((default_project / ".cookiecutter.json").read_text(encoding="utf-8"))
+
+    assert text == cruft_json_dumps(state)
+    assert list(state) == ["template", "commit", "checkout", "context", "directory"]
+    assert list(state["context"]) == ["cookiecutter"]
+    assert (state["template"], state["commit"]) == (str(TEMPLATE_DIR), template_head())
+    assert (state["checkout"], state["directory"]) == (None, None)
+    assert [key for key in recorded if key.startswith("_")] == ["_template", "_commit"]
+    assert (recorded["_template"], recorded["_commit"]) == (state["template"], state["commit"])
+    assert list(recorded)[:-2] == QUESTIONS
+    assert {key: recorded[key] for key in QUESTIONS} == answers["cookiecutter"]
 
 
 def test_replaying_the_answers_file_reproduces_the_project(
@@ -779,7 +1013,9 @@ def test_init_git_makes_one_clean_commit_on_main(
         "Initial commit from the twelve-factor template"
     )
     assert git(project, "status", "--porcelain") == ""
-    assert "uv.lock" in git(project, "ls-files").splitlines()
+    assert {"uv.lock", ".cruft.json", ".cookiecutter.json"} <= set(
+        git(project, "ls-files").splitlines()
+    )
 
 
 def test_bake_without_uv_or_git_succeeds_with_warnings(cli_config: Path, tmp_path: Path) -> None:
@@ -804,3 +1040,5 @@ def test_bake_without_uv_or_git_succeeds_with_warnings(cli_config: Path, tmp_pat
     assert not (project / "uv.lock").exists()
     assert not (project / ".git").exists()
     assert (project / ".cookiecutter.json").is_file()
+    assert "so .cruft.json records no template commit" in result.stderr
+    assert json.loads((project / ".cruft.json").read_text(encoding="utf-8"))["commit"] is None
