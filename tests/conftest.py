@@ -32,10 +32,11 @@ def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return bake(tmp_path_factory.mktemp("default"), init_git="no")
 
 
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The environment a baked project's commands get: this one, less any project settings."""
-    for name in list(os.environ):
-        if name.startswith(("VIRTUAL_ENV", "PYTHONPATH")):
-            monkeypatch.delenv(name)
-    return dict(os.environ)
+@pytest.fixture(scope="session")
+def clean_env() -> dict[str, str]:
+    """The environment a baked project's commands get: this one, less this venv's traces."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("VIRTUAL_ENV", "PYTHONPATH"))
+    }

@@ -663,6 +663,23 @@ def test_web_shutdown_fits_in_the_grace_period(github_project: Path) -> None:
     assert pod["terminationGracePeriodSeconds"] > delay + shutdown_delay + graceful
 
 
+def test_worker_shutdown_fits_in_the_grace_period(github_project: Path) -> None:
+    objects = kubernetes_objects(github_project)
+    (config,) = [document for (kind, _), document in objects.items() if kind == "ConfigMap"]
+    pods = pod_templates(github_project)
+    pod = pods[next(name for name in pods if name.endswith("-worker"))]
+    # The worker hands back unfinished jobs and exits well within a second of the timeout.
+    timeout = seconds(config["data"]["WORKER_SHUTDOWN_TIMEOUT"])
+    assert pod["terminationGracePeriodSeconds"] > timeout + 1
+
+
+def test_heroku_shutdown_budgets_fit_in_its_30_seconds(github_project: Path) -> None:
+    env = json.loads((github_project / "app.json").read_text())["env"]
+    web = seconds(env["SHUTDOWN_DELAY"]["value"]) + seconds(env["GRACEFUL_TIMEOUT"]["value"])
+    assert web + 1 < 30, "Heroku SIGKILLs a dyno 30 s after SIGTERM"
+    assert seconds(env["WORKER_SHUTDOWN_TIMEOUT"]["value"]) + 1 < 30
+
+
 def test_web_probes_use_the_health_endpoints(github_project: Path) -> None:
     pods = pod_templates(github_project)
     (container,) = pods[next(name for name in pods if name.endswith("-web"))]["containers"]

@@ -178,7 +178,7 @@ def test_image_steps_replayed_run_release_and_web_from_env_alone(
         "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
         "PYTHONUNBUFFERED": "1",
         "DATABASE_URL": database,
-        "REDIS_URL": "redis://127.0.0.1:6379/13",
+        "REDIS_URL": "redis://127.0.0.1:6379/1",
         "SECRET_KEY": "replay-secret-key-0123456789-abcdefghijklmnop",
         "ALLOWED_HOSTS": "*",
         "PORT": str(port),

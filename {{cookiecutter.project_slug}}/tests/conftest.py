@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 
+import psycopg
 import pytest
+import redis as sync_redis
+from dramatiq.brokers.redis import RedisBroker
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from redis.asyncio import Redis
@@ -14,10 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from {{ cookiecutter.package_name }}.api.deps import get_session
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.db.migrate import migrate
+from {{ cookiecutter.package_name }}.jobs.broker import build_broker
 from {{ cookiecutter.package_name }}.resources import Resources
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from support import create_database, drop_database, make_settings
+from factor_report import (  # noqa: F401  # hooks of the twelve-factor report
+    pytest_addoption,
+    pytest_collection_modifyitems,
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
+from support import BASE_REDIS_URL, create_database, drop_database, make_settings
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +86,29 @@ async def client(app: FastAPI, redis: Redis) -> AsyncIterator[AsyncClient]:
         finally:
             app.dependency_overrides.clear()
             await transaction.rollback()
+
+
+@pytest.fixture
+def redis_sync() -> Iterator[sync_redis.Redis]:
+    """A blocking client on the test Redis database, emptied before the test."""
+    client = sync_redis.Redis.from_url(BASE_REDIS_URL, socket_timeout=5)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def broker(settings: Settings, redis_sync: sync_redis.Redis) -> Iterator[RedisBroker]:
+    """The jobs broker, built from settings as every process builds it, on an empty Redis."""
+    jobs_broker = build_broker(settings)
+    yield jobs_broker
+    jobs_broker.client.close()
+
+
+@pytest.fixture
+def committed(database_url: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to the test database, its notes deleted before and after."""
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute("TRUNCATE notes, note_stats")
+        yield connection
+        connection.execute("TRUNCATE notes, note_stats")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -76,6 +80,24 @@ def procfile_command(process_type: str) -> list[str]:
     raise LookupError(f"no {process_type} process in the Procfile")
 
 
+def admin_command(*args: str) -> list[str]:
+    """An admin one-off: the program of the Procfile's release command, with other arguments."""
+    return [procfile_command("release")[0], *args]
+
+
+def run_admin(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run an admin one-off to its end, within 30 s."""
+    return subprocess.run(
+        admin_command(*args),
+        env=dict(env),
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
 def service_env(**overrides: str) -> dict[str, str]:
     """A process environment: PATH and friends, plus settings; nothing from a .env file."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR")
@@ -100,16 +122,17 @@ def start(process_type: str, env: Mapping[str, str], *args: str) -> subprocess.P
 def wait_for_http(url: str, process: subprocess.Popen[str], timeout: float = 15.0) -> float:
     """Poll url until it answers 200; return the seconds it took. Fail if the process dies."""
     started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if process.poll() is not None:
-            _, err = process.communicate()
-            raise AssertionError(f"process exited with {process.returncode}: {err[-2000:]}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return time.monotonic() - started
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
+    with httpx.Client(timeout=1.0) as http:  # one client: polling stays cheap on a busy machine
+        while time.monotonic() - started < timeout:
+            if process.poll() is not None:
+                _, err = process.communicate()
+                raise AssertionError(f"process exited with {process.returncode}: {err[-2000:]}")
+            try:
+                if http.get(url).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
     raise AssertionError(f"{url} did not answer 200 within {timeout} s")
 
 
@@ -136,3 +159,153 @@ def make_settings(database_url: str, redis_url: str = BASE_REDIS_URL, **extra: o
     }
     values |= extra
     return Settings.model_validate(values)
+
+
+# Short bounds for the worker and the clock, so that the process tests take seconds.
+FAST_JOBS = {
+    "WORKER_THREADS": "2",
+    "WORKER_SHUTDOWN_TIMEOUT": "5",
+    "WORKER_HEARTBEAT_TIMEOUT": "3",
+    "WORKER_MAINTENANCE_CHANCE": "1000000",
+    "JOB_MAX_RETRIES": "2",
+    "JOB_MIN_BACKOFF": "0.05",
+    "JOB_MAX_BACKOFF": "0.1",
+    "REDIS_TIMEOUT": "1",
+}
+
+
+class Service:
+    """A Procfile process started for a test, its JSON log lines collected as they arrive."""
+
+    def __init__(self, process_type: str, env: Mapping[str, str], *args: str) -> None:
+        self.name = process_type
+        self.process = start(process_type, env, *args)
+        self.pid = self.process.pid
+        self.lines: list[dict[str, Any]] = []
+        self.stderr = ""
+        self._changed = threading.Condition()
+        self._readers = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read_stdout(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                line = {"event": None, "raw": raw}
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        text = self.process.stderr.read()
+        with self._changed:
+            self.stderr = text
+            self._changed.notify_all()
+
+    def events(self, event: str, **fields: object) -> list[dict[str, Any]]:
+        """Log lines of this event whose fields have the given values."""
+        with self._changed:
+            return [
+                line
+                for line in self.lines
+                if line.get("event") == event
+                and all(line.get(name) == value for name, value in fields.items())
+            ]
+
+    def wait_for(self, event: str, timeout: float = 10.0, **fields: object) -> dict[str, Any]:
+        """The first log line of this event (and fields); fail after timeout or if it exits."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = self.events(event, **fields)
+                if found:
+                    return found[0]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.process.poll() is not None:
+                    break
+                self._changed.wait(min(remaining, 0.1))
+        tail = "\n".join(json.dumps(line) for line in self.lines[-15:])
+        raise AssertionError(
+            f"{self.name}: no {event!r} {fields or ''} within {timeout} s "
+            f"(exit code {self.process.poll()}):\n{tail}\n{self.stderr[-2000:]}"
+        )
+
+    def wait_http(self, url: str, timeout: float = 15.0) -> None:
+        """Poll url until it answers 200; fail at once if the process exits."""
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=1.0) as http:
+            while time.monotonic() < deadline and self.process.poll() is None:
+                try:
+                    if http.get(url).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.05)
+        raise AssertionError(f"{self.name}: {url} not 200 within {timeout} s: {self.stderr}")
+
+    def signal(self, sig: int = signal.SIGTERM) -> float:
+        """Send a signal now; return the monotonic time it was sent."""
+        self.process.send_signal(sig)
+        return time.monotonic()
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the exit (killing the process after timeout); its exit code."""
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            self._finish()
+            raise AssertionError(f"{self.name} did not exit within {timeout} s") from None
+        self._finish()
+        return code
+
+    def _finish(self) -> None:
+        # The readers end at end-of-file, once every process holding the pipes has exited.
+        for reader in self._readers:
+            reader.join(timeout=5)
+        if not any(reader.is_alive() for reader in self._readers):
+            for stream in (self.process.stdout, self.process.stderr):
+                if stream is not None:
+                    stream.close()
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM, then wait for the exit; the exit code."""
+        if self.process.poll() is None:
+            self.signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+    def kill(self) -> None:
+        """Make sure the process is gone (for finally blocks)."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self._finish()
+
+
+def wait_until(check: Any, timeout: float, interval: float = 0.05) -> Any:
+    """Poll check() until it returns something truthy; return that, or fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def insert_note(connection: psycopg.Connection, body: str = "one two three") -> int:
+    """Store a note directly (committed, visible to every process); its id."""
+    row = connection.execute(
+        "INSERT INTO notes (title, body) VALUES (%s, %s) RETURNING id", ("t", body)
+    ).fetchone()
+    assert row is not None
+    return int(row[0])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from .api.health import liveness_body
 from .api.health import router as health_router
 from .api.router import api_router
 from .errors import install_error_handlers
@@ -31,6 +33,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         version=settings.release_version,
         commit=settings.release_commit,
     )
+    # What is loaded by now (modules, routes, models) lives as long as the process: frozen, it
+    # is no longer walked by the cycle collector, neither while serving nor once more at exit,
+    # which halved SIGTERM-to-exit (bench/ in the template repository).
+    gc.freeze()
     try:
         yield
     finally:
@@ -53,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.draining = False
+    app.state.liveness_body = liveness_body(settings)
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(api_router)

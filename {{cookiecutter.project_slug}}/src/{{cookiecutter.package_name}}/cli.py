@@ -8,22 +8,23 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from .lifecycle import (
+    EXIT_BOTH,
+    EXIT_CONFIG,
+    EXIT_POSTGRES,
+    EXIT_REDIS,
+    fail,
+    reason,
+    settings_or_exit,
+)
 from .logs import configure_logging, get_logger
-from .settings import ConfigError, Settings, load_settings
+from .settings import Settings
 
-EXIT_CONFIG = 78  # sysexits.h EX_CONFIG
-EXIT_POSTGRES = 3
-EXIT_REDIS = 4
-EXIT_BOTH = 5
 EXIT_UNMIGRATED = 6
 EXIT_DATABASE_WAIT = 7
 log = get_logger("admin")
 
 Handler = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
-
-
-def _fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)  # noqa: T201  # one clear line for a human
 
 
 async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -33,7 +34,7 @@ async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     try:
         before, after = await migrate(settings, args.target)
     except DatabaseUnavailableError as error:
-        _fail(str(error))
+        fail(str(error))
         return EXIT_DATABASE_WAIT
     log.info("migrated", before=before, after=after, changed=before != after)
     return 0
@@ -62,16 +63,19 @@ async def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
     finally:
         await redis.aclose()
     if not (postgres_ok and redis_ok):
-        _fail("; ".join(problems))
+        fail("; ".join(problems))
         if not postgres_ok and not redis_ok:
             return EXIT_BOTH
         return EXIT_POSTGRES if not postgres_ok else EXIT_REDIS
     head = head_revision()
     if revision != head:
-        _fail(f"database schema is at {revision}, code expects {head}: run migrate")
+        fail(f"database schema is at {revision}, code expects {head}: run migrate")
         return EXIT_UNMIGRATED
     log.info("check passed", postgres="ok", redis="ok", revision=revision)
-    print("ok: configuration valid, PostgreSQL and Redis reachable, schema at head")  # noqa: T201
+    # For a human at a terminal; stdout carries only the JSON log stream.
+    print(  # noqa: T201
+        "ok: configuration valid, PostgreSQL and Redis reachable, schema at head", file=sys.stderr
+    )
     return 0
 
 
@@ -95,10 +99,44 @@ async def cmd_seed_notes(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    from .jobs.broker import build_broker  # noqa: PLC0415
+    from .jobs.queues import dead_letters, purge, requeue  # noqa: PLC0415
+
+    broker = build_broker(settings)
+    try:
+        letters = dead_letters(broker)
+        if args.message_ids:
+            wanted = set(args.message_ids)
+            letters = [letter for letter in letters if letter.message.message_id in wanted]
+        for letter in letters:
+            print(letter.describe())  # noqa: T201  # the listing is this command's output
+        if args.requeue:
+            log.info("dead letters requeued", count=requeue(broker, letters))
+        elif args.purge:
+            log.info("dead letters purged", count=purge(broker, letters))
+    finally:
+        broker.client.close()
+    print(f"{len(letters)} dead letter(s)", file=sys.stderr)  # noqa: T201
+    return 0
+
+
+async def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    """List jobs that failed their last retry; optionally enqueue them again or delete them."""
+    from redis import RedisError  # noqa: PLC0415
+
+    try:
+        return await asyncio.to_thread(_dead_letters, settings, args)
+    except RedisError as error:
+        fail(f"Redis unreachable ({reason(error)})")
+        return EXIT_REDIS
+
+
 COMMANDS: dict[str, tuple[Handler, str]] = {
     "migrate": (cmd_migrate, "upgrade the database schema (release stage)"),
     "check": (cmd_check, "exit 0 when config, PostgreSQL, Redis and schema are all good"),
     "seed-notes": (cmd_seed_notes, "insert example notes"),
+    "dead-letters": (cmd_dead_letters, "list jobs that failed every retry; --requeue, --purge"),
 }
 
 
@@ -127,17 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("target", nargs="?", default="head", help="revision (default: head)")
         if name == "seed-notes":
             sub.add_argument("count", type=_positive, nargs="?", default=10)
+        if name == "dead-letters":
+            action = sub.add_mutually_exclusive_group()
+            action.add_argument("--requeue", action="store_true", help="enqueue them again")
+            action.add_argument("--purge", action="store_true", help="delete them for good")
+            sub.add_argument("message_ids", nargs="*", metavar="MESSAGE_ID", help="only these")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `{{ cookiecutter.package_name }}-admin`."""
     args = build_parser().parse_args(argv)
-    try:
-        settings = load_settings()
-    except ConfigError as error:
-        _fail(str(error))
-        sys.exit(EXIT_CONFIG)
+    settings = settings_or_exit()
     configure_logging(settings.log_level)
     handler, _ = COMMANDS[args.command]
     sys.exit(asyncio.run(handler(settings, args)))

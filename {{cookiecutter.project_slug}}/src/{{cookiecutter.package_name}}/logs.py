@@ -1,4 +1,10 @@
-"""Logs as an event stream: one JSON object per line on stdout, UTC timestamps, request ids."""
+"""Logs as an event stream: one JSON object per line on stdout, UTC timestamps, request ids.
+
+Our own loggers render each event straight to bytes (structlog's fast path: no standard-library
+record, handler and formatter per line, which counts for the access line of every request).
+Libraries log through the standard library; a handler on the root logger renders their records
+to the same JSON. Both write through one writer: a whole line at a time, flushed at once.
+"""
 
 from __future__ import annotations
 
@@ -13,29 +19,54 @@ import structlog
 _LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic", "dramatiq")
 
 
-def _render(_: Any, __: str, event_dict: structlog.typing.EventDict) -> str:
-    return orjson.dumps(event_dict, default=str).decode()
+def _render(_: Any, __: str, event_dict: structlog.typing.EventDict) -> bytes:
+    return orjson.dumps(event_dict, default=str)
+
+
+def _render_text(logger: Any, name: str, event_dict: structlog.typing.EventDict) -> str:
+    return _render(logger, name, event_dict).decode()
+
+
+def _add_logger_name(logger: Any, _: str, event_dict: structlog.typing.EventDict) -> Any:
+    # BytesLogger knows the name it was created with (structlog 26.1+); None before that.
+    event_dict["logger"] = getattr(logger, "name", None)
+    return event_dict
+
+
+class _LibraryHandler(logging.Handler):
+    """Renders standard-library records as JSON lines, written by our loggers' writer."""
+
+    def __init__(self, writer: structlog.BytesLogger) -> None:
+        super().__init__()
+        self.writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.writer.msg(self.format(record).encode())
+        except Exception:  # logging must never take the process down
+            self.handleError(record)
 
 
 def configure_logging(level: str = "INFO") -> None:
     """Send every log record of the process, ours and libraries', to stdout as JSON lines."""
-    shared: list[structlog.typing.Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
-    ]
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            _render,
-        ],
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts")
+    # BytesLoggers share one lock per file: lines of ours and of libraries never interleave.
+    handler = _LibraryHandler(structlog.BytesLogger(sys.stdout.buffer))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.contextvars.merge_contextvars,
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                timestamper,
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                _render_text,
+            ],
+        )
     )
-    # StreamHandler flushes after every record, so lines leave the process as they happen.
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -47,16 +78,21 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("uvicorn.access").disabled = True
     structlog.configure(
         processors=[
-            *shared,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            _add_logger_name,
+            timestamper,
+            structlog.processors.format_exc_info,
+            _render,
         ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        # A BytesLogger writes the line and flushes it; below the level a call returns at once.
+        logger_factory=structlog.BytesLoggerFactory(sys.stdout.buffer),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
         cache_logger_on_first_use=True,
     )
 
 
-def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    """A logger whose lines carry the context bound for the current request or job."""
-    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
+    """A logger whose lines carry its name and the context bound for the current request or job."""
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
     return logger

@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from .db.session import create_engine, create_sessionmaker
+from .jobs.sender import JobSender
 from .settings import Settings
 
 
@@ -30,14 +31,16 @@ class Resources:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis
+    jobs: JobSender
 
     @classmethod
     def open(cls, settings: Settings) -> Resources:
         """Build the handles; nothing connects until first use."""
         engine = create_engine(settings)
-        return cls(engine, create_sessionmaker(engine), create_redis(settings))
+        return cls(engine, create_sessionmaker(engine), create_redis(settings), JobSender(settings))
 
     async def close(self) -> None:
-        """Return every connection: the pool's and Redis'."""
+        """Return every connection: the pool's and Redis' (also the job sender's)."""
+        self.jobs.close()
         await self.redis.aclose()
         await self.engine.dispose()

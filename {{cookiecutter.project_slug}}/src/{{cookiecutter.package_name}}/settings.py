@@ -72,6 +72,16 @@ class Settings(BaseSettings):
 
     rate_limit_per_minute: int = Field(default=120, ge=0)
 
+    # Background jobs (docs/processes.md explains each bound). Durations are in seconds.
+    worker_threads: int = Field(default=4, ge=1, le=64)
+    worker_shutdown_timeout: float = Field(default=20.0, gt=0, le=3600)
+    worker_heartbeat_timeout: float = Field(default=60.0, ge=2, le=3600)
+    worker_maintenance_chance: int = Field(default=100_000, ge=1, le=1_000_000)
+    job_max_retries: int = Field(default=10, ge=0, le=100)
+    job_min_backoff: float = Field(default=1.0, gt=0, le=86400)
+    job_max_backoff: float = Field(default=300.0, gt=0, le=604800)
+    clock_tick_seconds: float = Field(default=60.0, ge=0.1, le=3600)
+
     release_version: str = Field(default_factory=_package_version)
     release_commit: str = "unknown"
 
@@ -128,6 +138,13 @@ class Settings(BaseSettings):
         if info.data.get("app_env", "production") == "production":
             raise ValueError("is required in production (comma-separated host names, or *)")
         return ["*"]
+
+    @field_validator("job_max_backoff")
+    @classmethod
+    def _backoff_range(cls, value: float, info: ValidationInfo) -> float:
+        if value < info.data.get("job_min_backoff", 0):
+            raise ValueError("must not be less than JOB_MIN_BACKOFF")
+        return value
 
     @property
     def show_docs(self) -> bool:

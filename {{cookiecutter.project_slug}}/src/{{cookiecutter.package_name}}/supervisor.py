@@ -42,6 +42,10 @@ def run_processes(settings: Settings) -> None:
 
     def forward(sig: int, _frame: FrameType | None) -> None:
         nonlocal stopping
+        if not stopping:
+            # The children hold the listening socket too and close it after SHUTDOWN_DELAY;
+            # were this copy left open, the kernel would keep queueing connections nobody takes.
+            sock.close()
         stopping = True
         for pid in list(children):
             try:

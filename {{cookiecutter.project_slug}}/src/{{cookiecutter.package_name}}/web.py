@@ -20,7 +20,9 @@ class DrainingServer(uvicorn.Server):
     """A uvicorn server that fails readiness first, waits SHUTDOWN_DELAY, then shuts down.
 
     uvicorn re-raises the signal after a clean shutdown, so the process would end by signal;
-    this server treats SIGTERM as a request to stop and exits 0 once it has stopped.
+    this server treats SIGTERM as a request to stop and exits 0 once it has stopped. Requests in
+    flight get GRACEFUL_TIMEOUT after the delay; then they are cancelled (their clients get a 500)
+    and the lifespan shutdown runs.
     """
 
     def __init__(self, config: uvicorn.Config, shutdown_delay: float) -> None:
@@ -36,10 +38,12 @@ class DrainingServer(uvicorn.Server):
             _mark_draining(app)
             if self.shutdown_delay <= 0:
                 self.should_exit = True
-        elif sig == signal.SIGINT and self.should_exit:
-            self.force_exit = True
-        else:  # a second signal skips the rest of the delay
+        elif sig == signal.SIGINT:  # Ctrl-C again: skip the delay, then the in-flight requests
+            if self.should_exit:
+                self.force_exit = True
             self.should_exit = True
+        # A repeated SIGTERM changes nothing: a platform or honcho signals the whole process
+        # group, and the supervisor forwards the signal too, so a process may get it twice.
 
     async def on_tick(self, counter: int) -> bool:
         if self.exit_at is not None and time.monotonic() >= self.exit_at:

@@ -1,6 +1,6 @@
 """Every model, imported in one place so that the metadata Alembic compares is complete."""
 
-from ..notes.models import Note
+from ..notes.models import Note, NoteStats
 from .base import Base
 
-__all__ = ["Base", "Note"]
+__all__ = ["Base", "Note", "NoteStats"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy import create_engine as _create_sync_engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
@@ -26,6 +28,21 @@ def create_engine(settings: Settings, *, pool: bool = True) -> AsyncEngine:
             "application_name": "{{ cookiecutter.project_slug }}",
         },
         **options,
+    )
+
+
+def create_sync_engine(settings: Settings, *, pool_size: int) -> Engine:
+    """A blocking engine for the worker's job threads: at most pool_size connections, no more."""
+    return _create_sync_engine(
+        settings.database_url.get_secret_value(),
+        connect_args={
+            "connect_timeout": settings.db_connect_timeout,
+            "application_name": "{{ cookiecutter.project_slug }}-worker",
+        },
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=settings.db_pool_timeout,
     )
 
 

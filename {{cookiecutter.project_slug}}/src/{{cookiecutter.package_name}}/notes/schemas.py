@@ -47,3 +47,14 @@ class NotePage(BaseModel):
     items: list[NoteOut]
     limit: int
     offset: int
+
+
+class NoteStatsOut(BaseModel):
+    """Counts the worker derived from a note's body."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    note_id: int
+    words: int
+    characters: int
+    computed_at: datetime

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .models import Note
+from .models import Note, NoteStats
 from .schemas import NoteIn, NotePatch
 
 
@@ -21,6 +21,11 @@ async def create_note(session: AsyncSession, data: NoteIn) -> Note:
 async def get_note(session: AsyncSession, note_id: int) -> Note | None:
     """The note with that id, if any."""
     return await session.get(Note, note_id)
+
+
+async def get_note_stats(session: AsyncSession, note_id: int) -> NoteStats | None:
+    """The stats the worker computed for a note, if it has yet."""
+    return await session.get(NoteStats, note_id)
 
 
 async def list_notes(session: AsyncSession, limit: int, offset: int) -> list[Note]:

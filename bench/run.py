@@ -1,0 +1,812 @@
+"""Side-by-side benchmark: the generated web service against a bare FastAPI app (issue 8).
+
+    uv run python bench/run.py              # full run, a few minutes
+    uv run python bench/run.py --smoke      # seconds per figure: proves the benchmark still works
+
+It bakes the default project into a scratch directory, installs it from its lock as the
+Dockerfile does, creates a database, runs the Procfile's release, seeds notes, and then measures
+the baseline and the generated `web` in alternating runs. It prints a table of figures (medians
+with min-max) and ratios to the baseline, marks the issue's budget lines met or NOT met, and
+writes every sample as JSON. It never asserts a figure: exit status 0 means that every figure
+was measured, 1 that one could not be, 130 that it was interrupted. Processes it started and
+the database it created are removed in every case, and its Redis database (10) is emptied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import psycopg
+import redis
+from psycopg import sql
+
+import bakes
+import loadgen
+import procs
+import report
+from procs import HOST, Children, MeasurementError
+
+BENCH_DIR = Path(__file__).resolve().parent
+TEMPLATE_DIR = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+BASELINE_SCRIPT = BENCH_DIR / "baseline_app.py"
+
+POSTGRES_ADMIN = f"host={HOST} port=5432 user=postgres dbname=postgres"
+POSTGRES_URL = f"postgresql://postgres@{HOST}:5432"
+# The benchmark's own Redis database: creates enqueue jobs there (no worker runs), so it is
+# emptied before and after a run.
+BENCH_REDIS_DB = 10
+BENCH_REDIS_URL = f"redis://{HOST}:6379/{BENCH_REDIS_DB}"
+SUITE_REDIS_URL = f"redis://{HOST}:6379/8"  # the generated suite also uses the next one, /9
+SETTLE_SECONDS = 0.3  # quiet time before an "idle" SIGTERM or an RSS reading
+LIST_PATH = "/api/v1/notes?limit=20"
+
+# Endpoint key -> (path, wrk script). Keys appear in the JSON and in report.py.
+ENDPOINTS = {
+    "healthz": ("/healthz", "get"),
+    "list": (LIST_PATH, "get"),
+    "create": ("/api/v1/notes", "post"),
+}
+# One round of load, in order; the two /healthz runs swap places every round.
+LOAD_RUNS = (
+    ("baseline", "healthz", 64),
+    ("generated", "healthz", 64),
+    ("generated", "list", 64),
+    ("generated", "create", 64),
+    ("generated", "list", 8),
+    ("generated", "list", 256),
+)
+TABLE_LOAD_KEYS = (
+    ("healthz@64", "/healthz, 64 conns:"),
+    ("list@64", "list (20 rows), 64 conns:"),
+    ("list@8", "list, 8 conns:"),
+    ("list@256", "list, 256 conns:"),
+    ("create@64", "create, 64 conns:"),
+)
+VERSION_PACKAGES = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "pydantic",
+    "sqlalchemy",
+    "psycopg",
+    "redis",
+    "structlog",
+    "orjson",
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much of everything to measure."""
+
+    cold_starts: int
+    warmup_starts: int
+    rounds: int
+    seconds: int
+    warmup_seconds: int
+    bakes: int
+    seed: int
+    inflight: int
+    hold_seconds: float
+    suite_collect_only: bool
+
+
+FULL = Plan(
+    cold_starts=5,
+    warmup_starts=1,
+    rounds=3,
+    seconds=5,
+    warmup_seconds=2,
+    bakes=5,
+    seed=1000,
+    inflight=3,
+    hold_seconds=0.5,
+    suite_collect_only=False,
+)
+SMOKE = Plan(
+    cold_starts=2,
+    warmup_starts=0,
+    rounds=1,
+    seconds=1,
+    warmup_seconds=0,
+    bakes=1,
+    seed=100,
+    inflight=1,
+    hold_seconds=0.3,
+    suite_collect_only=True,
+)
+
+
+class Progress:
+    """Progress lines on stderr, each with the seconds since the start."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        elapsed = time.perf_counter() - self.started
+        print(f"[{elapsed:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Server:
+    """A web server to measure: how to start it and where its output goes."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    log: Path
+
+    def start(self, children: Children) -> tuple[subprocess.Popen[bytes], int, float]:
+        """Spawn on a free port and wait for /healthz; returns (process, port, seconds to 200)."""
+        port = procs.free_port()
+        with self.log.open("ab") as out:
+            started = time.perf_counter()
+            process = children.start(
+                self.argv,
+                env={**self.env, "PORT": str(port)},
+                cwd=self.cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            ready = procs.wait_ready(process, port, started)
+        except MeasurementError as error:
+            children.end(process)
+            tail = self.log.read_text(errors="replace").splitlines()[-15:]
+            raise MeasurementError(
+                f"{self.name}: {error}; the end of its output:\n" + "\n".join(tail)
+            ) from None
+        return process, port, ready
+
+
+def _sides() -> dict[str, list[Any]]:
+    return {"baseline": [], "generated": []}
+
+
+@dataclass
+class Samples:
+    """Every sample of the run, by figure and side."""
+
+    ready_s: dict[str, list[float]] = field(default_factory=_sides)
+    sigterm_idle_s: dict[str, list[float]] = field(default_factory=_sides)
+    sigterm_loaded_s: dict[str, list[float]] = field(default_factory=_sides)
+    exit_codes: dict[str, list[int]] = field(default_factory=_sides)
+    rss_mib: dict[str, list[float]] = field(default_factory=_sides)
+    load: dict[str, dict[str, list[dict[str, Any]]]] = field(
+        default_factory=lambda: {"baseline": {}, "generated": {}}
+    )
+    sigterm_inflight: list[dict[str, Any]] = field(default_factory=list)
+    bake_s: dict[str, list[float]] = field(
+        default_factory=lambda: {"one_file": [], "no_lock": [], "with_lock": []}
+    )
+    setup_s: dict[str, float] = field(default_factory=dict)
+    access_log: dict[str, Any] = field(default_factory=dict)
+    suite: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="a few seconds per figure")
+    parser.add_argument("--out", type=Path, help="JSON file (default: bench/results/<time>.json)")
+    parser.add_argument("--rounds", type=int, help="load rounds (full: 3, smoke: 1)")
+    parser.add_argument("--seconds", type=int, help="seconds per wrk run (full: 5, smoke: 1)")
+    parser.add_argument("--cold-starts", type=int, help="cold starts per side (full: 5)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the scratch directory (the bake) for profiling"
+    )
+    parser.add_argument(
+        "--template",
+        type=Path,
+        default=TEMPLATE_DIR,
+        help="template to bake (default: this repository), e.g. a copy to compare with",
+    )
+    return parser.parse_args(argv)
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    """The mode's plan with the command line's overrides, each bounded."""
+    plan = SMOKE if args.smoke else FULL
+    overrides: dict[str, Any] = {}
+    for name, low, high in (("rounds", 1, 20), ("seconds", 1, 60), ("cold_starts", 1, 50)):
+        value = getattr(args, name)
+        if value is not None:
+            overrides[name] = max(low, min(high, value))
+    return Plan(**{**asdict(plan), **overrides})
+
+
+def tool_env(scratch: Path) -> dict[str, str]:
+    """Environment for cookiecutter, uv and the generated suite: ours, minus other venvs."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in {"VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH", "PYTHONHOME"}
+    }
+    env.setdefault("UV_PYTHON_DOWNLOADS", "never")
+    env["COOKIECUTTER_CONFIG"] = str(bakes.cookiecutter_config(scratch / "cookiecutter"))
+    return env
+
+
+def server_env(project: Path, database_url: str) -> dict[str, str]:
+    """Production settings from the environment alone, as the Dockerfile's runtime stage has."""
+    keep = {name: os.environ[name] for name in ("HOME", "LANG", "LC_ALL") if name in os.environ}
+    return {
+        **keep,
+        "PATH": os.pathsep.join(
+            [str(project / ".venv" / "bin"), "/usr/local/bin", "/usr/bin", "/bin"]
+        ),
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "APP_ENV": "production",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": BENCH_REDIS_URL,
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "ALLOWED_HOSTS": f"{HOST},localhost",
+        "RATE_LIMIT_PER_MINUTE": "0",  # writes are measured, not limited
+        "LOG_LEVEL": "INFO",
+    }
+
+
+def procfile_command(project: Path, process_type: str) -> list[str]:
+    """A Procfile command with its program resolved in the project's virtual environment."""
+    for line in (project / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == process_type:
+            program, *args = command.split()
+            return [str(project / ".venv" / "bin" / program), *args]
+    raise MeasurementError(f"the Procfile has no {process_type} process")
+
+
+def machine() -> dict[str, Any]:
+    """The machine the figures come from."""
+    model = platform.processor() or "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": model,
+        "kernel": platform.release(),
+        "bench_python": platform.python_version(),
+    }
+
+
+def versions(children: Children, python: Path, wrk: str) -> dict[str, Any]:
+    """Versions of the generated project's interpreter and serving stack, and of wrk."""
+    code = (
+        "import importlib.metadata as m, json, platform\n"
+        "def v(n):\n"
+        "    try:\n        return m.version(n)\n"
+        "    except m.PackageNotFoundError:\n        return None\n"
+        f"print(json.dumps({{'python': platform.python_version(), "
+        f"**{{n: v(n) for n in {list(VERSION_PACKAGES)!r}}}}}))"
+    )
+    _, out = children.run([str(python), "-c", code], env={}, what="version probe")
+    found: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    probe = subprocess.run([wrk, "--version"], capture_output=True, text=True, check=False)
+    found["wrk"] = (
+        (probe.stdout or probe.stderr).splitlines()[0] if (probe.stdout or probe.stderr) else None
+    )
+    return found
+
+
+@contextlib.contextmanager
+def database(progress: Progress) -> Iterator[str]:
+    """A database of the benchmark's own, dropped (connections and all) on the way out."""
+    name = f"bench_{secrets.token_hex(4)}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    progress(f"created database {name}")
+    try:
+        yield f"{POSTGRES_URL}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as connection:
+            connection.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+        progress(f"dropped database {name}")
+
+
+@contextlib.contextmanager
+def redis_database(progress: Progress) -> Iterator[None]:
+    """The benchmark's Redis database, empty at the start and emptied on the way out."""
+    client = redis.Redis(host=HOST, port=6379, db=BENCH_REDIS_DB, socket_timeout=10)
+    try:
+        client.flushdb()
+        yield
+    finally:
+        client.flushdb()
+        client.close()
+        progress(f"emptied Redis database {BENCH_REDIS_DB}")
+
+
+def interrupt_on_signals() -> None:
+    """Turn SIGINT, SIGTERM and SIGHUP into KeyboardInterrupt, so clean-up always runs.
+
+    SIGINT too: a shell starts background jobs with it ignored, and Python then keeps it so.
+    """
+
+    def handler(_sig: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)
+
+
+class Benchmark:
+    """One run: its plan, scratch directory, child processes and samples."""
+
+    def __init__(
+        self, plan: Plan, scratch: Path, wrk: str, progress: Progress, template: Path
+    ) -> None:
+        self.plan = plan
+        self.template = template
+        self.scratch = scratch
+        self.wrk = wrk
+        self.progress = progress
+        self.children = Children()
+        self.samples = Samples()
+        self.env = tool_env(scratch)
+        self.scripts = loadgen.write_scripts(scratch)
+        self.meta: dict[str, Any] = {}
+        self.project = Path()
+        self.servers: dict[str, Server] = {}
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def bake_project(self) -> None:
+        """Bake the default project (hooks and uv lock included) and time it."""
+        cookiecutter = str(Path(sys.executable).parent / "cookiecutter")
+        seconds, self.project = bakes.bake(
+            self.children,
+            cookiecutter,
+            self.template,
+            self.scratch / "bake",
+            self.env,
+            "init_git=no",
+        )
+        self.samples.bake_s["with_lock"].append(seconds)
+        self.progress(f"baked {self.project.name} with uv lock in {seconds:.2f} s")
+
+    def time_bakes(self) -> None:
+        """Bake times, alternating: one-file template, no uv lock, with uv lock."""
+        cookiecutter = str(Path(sys.executable).parent / "cookiecutter")
+        one_file = bakes.make_one_file_template(self.scratch / "one-file-template")
+        no_uv = {**self.env, "PATH": bakes.path_without("uv", self.env.get("PATH", ""))}
+        kinds = {
+            "one_file": (one_file, self.env, ()),
+            "no_lock": (self.template, no_uv, ("init_git=no",)),
+            "with_lock": (self.template, self.env, ("init_git=no",)),
+        }
+        order = list(kinds)
+        for i in range(self.plan.bakes):
+            for kind in order[i % 3 :] + order[: i % 3]:
+                # The project bake above was the first with-lock sample.
+                if kind == "with_lock" and i == self.plan.bakes - 1:
+                    continue
+                template, env, extra = kinds[kind]
+                out = self.scratch / "bakes" / f"{kind}-{i}"
+                seconds, _ = bakes.bake(self.children, cookiecutter, template, out, env, *extra)
+                bakes.discard(out)
+                self.samples.bake_s[kind].append(seconds)
+                self.progress(f"bake {i + 1}/{self.plan.bakes} {kind}: {seconds:.2f} s")
+
+    def install(self) -> None:
+        """Production install from the lock, as the Dockerfile's build stage runs it."""
+        argv = ["uv", "sync", "--locked", "--no-dev", "--no-editable", "--compile-bytecode"]
+        seconds, _ = self.children.run(argv, env=self.env, cwd=self.project, what="uv sync")
+        self.samples.setup_s["uv_sync_no_dev"] = seconds
+        self.meta["install"] = " ".join(argv)
+        self.meta["versions"] = versions(
+            self.children, self.project / ".venv" / "bin" / "python", self.wrk
+        )
+        self.progress(f"installed ({' '.join(argv)}) in {seconds:.2f} s")
+
+    def release_and_seed(self, database_url: str) -> None:
+        """Run the Procfile's release, then seed notes with the admin command."""
+        env = server_env(self.project, database_url)
+        release = procfile_command(self.project, "release")
+        seconds, _ = self.children.run(release, env=env, cwd=self.project, what="release")
+        self.samples.setup_s["release"] = seconds
+        self.progress(
+            f"release ({Path(release[0]).name} {' '.join(release[1:])}) in {seconds:.2f} s"
+        )
+        seed = [release[0], "seed-notes", str(self.plan.seed)]
+        seconds, _ = self.children.run(seed, env=env, cwd=self.project, what="seed-notes")
+        self.samples.setup_s["seed"] = seconds
+        self.progress(f"seeded {self.plan.seed} notes in {seconds:.2f} s")
+        python = str(self.project / ".venv" / "bin" / "python")
+        logs = self.scratch / "logs"
+        logs.mkdir()
+        self.servers = {
+            "baseline": Server(
+                "baseline", [python, str(BASELINE_SCRIPT)], env, self.project, logs / "baseline.log"
+            ),
+            "generated": Server(
+                "generated",
+                procfile_command(self.project, "web"),
+                env,
+                self.project,
+                logs / "generated.log",
+            ),
+        }
+        self.meta["commands"] = {name: s.argv for name, s in self.servers.items()}
+
+    # -- measurements ----------------------------------------------------------------------
+
+    def cold_starts(self) -> None:
+        """Spawn to first 200, then an idle SIGTERM to exit, alternating which side goes first."""
+        total = self.plan.warmup_starts + self.plan.cold_starts
+        for i in range(total):
+            warm_up = i < self.plan.warmup_starts
+            order = ("baseline", "generated") if i % 2 == 0 else ("generated", "baseline")
+            for side in order:
+                process, _, ready = self.servers[side].start(self.children)
+                time.sleep(SETTLE_SECONDS)
+                stopped, code = procs.terminate_timed(self.children, process)
+                label = (
+                    "warm-up (not counted)"
+                    if warm_up
+                    else f"{i - self.plan.warmup_starts + 1}/{self.plan.cold_starts}"
+                )
+                self.progress(
+                    f"cold start {label} {side}: ready {ready:.3f} s,"
+                    f" SIGTERM to exit {stopped:.3f} s (exit {code})"
+                )
+                if not warm_up:
+                    self.samples.ready_s[side].append(ready)
+                    self.samples.sigterm_idle_s[side].append(stopped)
+                    self.samples.exit_codes[side].append(code)
+
+    def _warm(self, port: int, side: str) -> None:
+        keys = ["healthz"] if side == "baseline" else ["healthz", "list", "create"]
+        for key in keys:
+            path, script = ENDPOINTS[key]
+            if self.plan.warmup_seconds:
+                loadgen.run_wrk(
+                    self.wrk,
+                    self.scripts[script],
+                    port,
+                    path,
+                    connections=64,
+                    seconds=self.plan.warmup_seconds,
+                )
+            elif script == "get":
+                for _ in range(20):
+                    procs.get(port, path)
+
+    def load_rounds(self) -> None:
+        """Each round: start both servers, load them alternately with wrk, read RSS, stop them."""
+        for r in range(self.plan.rounds):
+            order = ("baseline", "generated") if r % 2 == 0 else ("generated", "baseline")
+            running: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+            for side in order:
+                process, port, _ = self.servers[side].start(self.children)
+                running[side] = (process, port)
+            for side in order:
+                self._warm(running[side][1], side)
+            runs = list(LOAD_RUNS)
+            if r % 2:
+                runs[0], runs[1] = runs[1], runs[0]
+            for side, key, connections in runs:
+                path, script = ENDPOINTS[key]
+                result = loadgen.run_wrk(
+                    self.wrk,
+                    self.scripts[script],
+                    running[side][1],
+                    path,
+                    connections=connections,
+                    seconds=self.plan.seconds,
+                )
+                name = f"{key}@{connections}"
+                self.samples.load[side].setdefault(name, []).append(result.as_dict())
+                self.progress(
+                    f"round {r + 1}/{self.plan.rounds} {side} {name}: {result.rps:,.0f} req/s,"
+                    f" p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms,"
+                    f" {result.errors} errors"
+                )
+            time.sleep(SETTLE_SECONDS)
+            for side in order:
+                rss = procs.tree_rss_mib(running[side][0].pid)
+                self.samples.rss_mib[side].append(rss)
+            for side in order:
+                stopped, code = procs.terminate_timed(self.children, running[side][0])
+                self.samples.sigterm_loaded_s[side].append(stopped)
+                self.samples.exit_codes[side].append(code)
+                self.progress(
+                    f"round {r + 1}/{self.plan.rounds} {side}:"
+                    f" RSS {self.samples.rss_mib[side][-1]:.1f} MiB,"
+                    f" idle SIGTERM to exit {stopped:.3f} s (exit {code})"
+                )
+
+    def inflight(self, database_url: str) -> None:
+        """SIGTERM while a list request waits on a table lock; the lock goes after hold_seconds.
+
+        The request is in the app, holding a pooled connection, when the signal arrives; a
+        graceful server answers it once the lock is released and exits right after.
+        """
+        for i in range(self.plan.inflight):
+            process, port, _ = self.servers["generated"].start(self.children)
+            procs.get(port, LIST_PATH)  # one pooled connection, as in steady state
+            outcome: dict[str, Any] = {}
+
+            def request(port: int = port, outcome: dict[str, Any] = outcome) -> None:
+                try:
+                    outcome["status"], _ = procs.get(port, LIST_PATH, timeout=60)
+                except OSError as error:
+                    outcome["status"] = f"{type(error).__name__}"
+                outcome["done"] = time.perf_counter()
+
+            with (
+                psycopg.connect(database_url) as locker,
+                psycopg.connect(database_url, autocommit=True) as watcher,
+            ):
+                locker.execute("LOCK TABLE notes IN ACCESS EXCLUSIVE MODE")
+                thread = threading.Thread(target=request, daemon=True)
+                thread.start()
+                self._wait_for_lock_waiter(watcher, locker.info.backend_pid)
+                signalled = time.perf_counter()
+                process.send_signal(signal.SIGTERM)
+                time.sleep(self.plan.hold_seconds)
+                locker.commit()
+                released = time.perf_counter()
+            code = procs.wait_exit(process)
+            exited = time.perf_counter()
+            if code is None:
+                self.children.end(process)
+                raise MeasurementError("generated web did not exit after its in-flight request")
+            self.children.forget(process)
+            thread.join(timeout=10)
+            sample = {
+                "sigterm_to_exit_s": exited - signalled,
+                "release_to_exit_s": exited - released,
+                "hold_s": self.plan.hold_seconds,
+                "status": outcome.get("status", "no answer"),
+                "answered_before_exit": "done" in outcome and outcome["done"] <= exited,
+                "exit_code": code,
+            }
+            self.samples.sigterm_inflight.append(sample)
+            self.progress(
+                f"in flight {i + 1}/{self.plan.inflight}: answer {sample['status']},"
+                f" SIGTERM to exit {sample['sigterm_to_exit_s']:.3f} s"
+                f" ({sample['release_to_exit_s']:.3f} s after the lock went)"
+            )
+
+    def _wait_for_lock_waiter(self, watcher: psycopg.Connection[Any], locker_pid: int) -> None:
+        deadline = time.perf_counter() + 10
+        query = (
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND pid <> %s"
+        )
+        while time.perf_counter() < deadline:
+            row = watcher.execute(query, (locker_pid,)).fetchone()
+            if row and row[0]:
+                return
+            time.sleep(0.01)
+        raise MeasurementError("the in-flight request never reached the database")
+
+    def count_access_lines(self) -> None:
+        """Check that the generated server really wrote its JSON access log while loaded."""
+        log = self.servers["generated"].log
+        lines = requests = 0
+        first: dict[str, Any] | None = None
+        with log.open("rb") as handle:
+            for line in handle:
+                lines += 1
+                if b'"event":"request"' in line:
+                    requests += 1
+                    if first is None:
+                        with contextlib.suppress(ValueError):
+                            first = json.loads(line)
+        served = sum(
+            run["requests"] for runs in self.samples.load["generated"].values() for run in runs
+        )
+        self.samples.access_log = {
+            "lines": lines,
+            "request_lines": requests,
+            "wrk_requests": served,
+            "example": first,
+        }
+        self.progress(
+            f"generated access log: {requests:,} request lines for {served:,} measured requests"
+        )
+        if requests < served:
+            raise MeasurementError(
+                f"the generated web logged {requests:,} access lines for {served:,} requests:"
+                " the comparison is meant with its access log on"
+            )
+
+    def suite(self) -> None:
+        """The generated project's own test suite, installed with its dev group."""
+        env = {
+            **self.env,
+            "REDIS_URL": SUITE_REDIS_URL,
+            "DATABASE_URL": f"{POSTGRES_URL}/postgres",
+        }
+        seconds, _ = self.children.run(
+            ["uv", "sync", "--locked"], env=env, cwd=self.project, what="uv sync"
+        )
+        self.samples.setup_s["uv_sync_dev"] = seconds
+        argv = ["uv", "run", "pytest", "-q"]
+        if self.plan.suite_collect_only:
+            argv.append("--collect-only")
+        started = time.perf_counter()
+        process = self.children.start(
+            argv, env=env, cwd=self.project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        try:
+            out, _ = process.communicate(timeout=900)
+        except subprocess.TimeoutExpired:
+            self.children.end(process)
+            raise MeasurementError("the generated test suite did not finish within 900 s") from None
+        seconds = time.perf_counter() - started
+        self.children.forget(process)
+        text = out.decode(errors="replace")
+        summary = next(
+            (
+                ln.strip("= ")
+                for ln in reversed(text.splitlines())
+                if re.search(r"\d+ (passed|failed|tests? collected|error)", ln)
+            ),
+            f"exit status {process.returncode}",
+        )
+        if process.returncode not in (0, 1):  # 1: tests failed, still a measured wall time
+            raise MeasurementError(
+                f"the generated test suite could not run: {summary}\n{text[-2000:]}"
+            )
+        self.samples.suite = {
+            "command": " ".join(argv),
+            "seconds": seconds,
+            "exit_status": process.returncode,
+            "summary": summary,
+            "collect_only": self.plan.suite_collect_only,
+        }
+        self.progress(f"generated test suite ({' '.join(argv)}): {seconds:.1f} s, {summary}")
+
+
+def write_results(path: Path, data: Mapping[str, Any]) -> None:
+    """Write the JSON results, creating the directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n")
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, report.Stat):
+        return value.as_dict()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+def conclude(bench: Benchmark, out: Path, smoke: bool) -> None:
+    """Print the table and the budget, and write the JSON."""
+    samples = asdict(bench.samples)
+    figures = report.summarise(samples)
+    verdicts = report.budget(figures, smoke)
+    rows = report.table_rows(figures, TABLE_LOAD_KEYS)
+    text = report.render(rows, verdicts)
+    info = bench.meta["machine"]
+    stack = bench.meta.get("versions", {})
+    print()
+    print(
+        f"Machine: {info['nproc']} cores ({info['cpu']}), Linux {info['kernel']}; the generated"
+        f" project on Python {stack.get('python')}, FastAPI {stack.get('fastapi')}, uvicorn"
+        f" {stack.get('uvicorn')} (uvloop {stack.get('uvloop')},"
+        f" httptools {stack.get('httptools')})."
+    )
+    print(
+        f"wrk and the server share these {info['nproc']} cores, so figures are ratios from one"
+        " run on a shared machine, not capacity. Baseline: a bare FastAPI app with one route, same"
+        " uvicorn options, no app logging; generated: its Procfile web command, production"
+        " settings, JSON access log on (to a file)."
+    )
+    print(f"Mode: {'smoke' if smoke else 'full'}; plan: {asdict(bench.plan)}")
+    print()
+    print(text)
+    print()
+    print(
+        "Ratios of the list and create rows are to the baseline's /healthz req/s; the baseline"
+        " exits by signal after SIGTERM (uvicorn re-raises it), the generated web exits 0."
+    )
+    data = {
+        "meta": bench.meta,
+        "plan": asdict(bench.plan),
+        "samples": samples,
+        "figures": figures,
+        "budget": [{"line": v.line, "measured": v.measured, "met": v.met} for v in verdicts],
+        "table": text,
+    }
+    write_results(out, data)
+    print(f"JSON: {out}")
+
+
+def run(args: argparse.Namespace, progress: Progress) -> int:
+    """Measure everything; clean up whatever happens."""
+    wrk = loadgen.require_wrk()
+    if shutil.which("uv") is None:
+        raise SystemExit("error: uv is not on PATH; run this with `uv run python bench/run.py`")
+    plan = make_plan(args)
+    out = args.out or RESULTS_DIR / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    template = args.template.resolve()
+    if not (template / "cookiecutter.json").is_file():
+        raise SystemExit(f"error: {template} is not a cookiecutter template")
+    scratch = Path(tempfile.mkdtemp(prefix="bench-"))
+    bench = Benchmark(plan, scratch, wrk, progress, template)
+    bench.meta = {
+        "template": str(template),
+        "machine": machine(),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mode": "smoke" if args.smoke else "full",
+    }
+    progress(
+        f"scratch directory {scratch};"
+        f" {bench.meta['machine']['nproc']} cores, shared by wrk and the server"
+    )
+    try:
+        bench.bake_project()
+        bench.time_bakes()
+        bench.install()
+        with redis_database(progress), database(progress) as database_url:
+            try:
+                bench.release_and_seed(database_url)
+                bench.cold_starts()
+                bench.load_rounds()
+                bench.count_access_lines()
+                bench.inflight(database_url)
+            finally:
+                bench.children.cleanup()  # before the database goes
+        bench.suite()
+        conclude(bench, out, args.smoke)
+    except (MeasurementError, OSError, psycopg.Error, redis.RedisError) as error:
+        # OSError: a program that would not start; the others: a backing service not reachable.
+        print(f"error: a figure could not be measured: {error}", file=sys.stderr)
+        return 1
+    finally:
+        bench.children.cleanup()
+        if args.keep:
+            progress(f"kept {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    args = parse_args(argv)
+    progress = Progress()
+    interrupt_on_signals()
+    try:
+        return run(args, progress)
+    except KeyboardInterrupt:
+        print("interrupted: processes ended, database dropped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The clock process: enqueues periodic jobs on a schedule kept in code; stops on SIGTERM.
+
+Time is cut into ticks of CLOCK_TICK_SECONDS (a minute by default, like cron), numbered from the
+Unix epoch so that every clock process agrees on them. At each tick the clock enqueues the
+entries due at that tick, each after taking a Redis lock for that entry and tick
+(SET NX with an expiry): a second clock, started by mistake or during a deploy, finds the lock
+taken and enqueues nothing. A tick during which no clock runs is skipped, not made up later,
+so periodic jobs must tolerate a missed run (the backfill job catches up on its own).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+from dramatiq.brokers.redis import RedisBroker
+
+from .jobs.broker import build_broker
+from .jobs.queues import report_queue_depths
+from .lifecycle import StopSignal, exit_unreachable, reason, settings_or_exit, unreachable
+from .logs import configure_logging, get_logger
+from .notes.tasks import backfill_note_stats
+
+log = get_logger("clock")
+
+
+@dataclass(frozen=True, slots=True)
+class Periodic:
+    """Enqueue `job` every `every` ticks."""
+
+    name: str
+    every: int
+    job: Callable[[], None]
+
+
+SCHEDULE: tuple[Periodic, ...] = (
+    Periodic("queue-depths", every=1, job=report_queue_depths),
+    Periodic("note-stats-backfill", every=10, job=backfill_note_stats),
+)
+
+
+class Clock:
+    """Fires the schedule's entries at their ticks, once across every clock process."""
+
+    def __init__(
+        self, broker: RedisBroker, tick_seconds: float, schedule: tuple[Periodic, ...]
+    ) -> None:
+        self.broker = broker
+        self.tick_seconds = tick_seconds
+        self.schedule = schedule
+        self.clock_id = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    def tick_at(self, timestamp: float) -> int:
+        """The number of the tick a Unix time falls in."""
+        return math.floor(timestamp / self.tick_seconds)
+
+    def fire(self, tick: int) -> int:
+        """Enqueue the entries due at this tick whose lock this clock wins; return how many."""
+        enqueued = 0
+        for entry in self.schedule:
+            if tick % entry.every:
+                continue
+            key = f"{self.broker.namespace}:clock:{entry.name}:{tick}"
+            # The lock outlives the tick by far, so a clock whose time is a little off
+            # still finds it taken.
+            expiry = max(60, math.ceil(entry.every * self.tick_seconds * 2))
+            try:
+                if not self.broker.client.set(key, self.clock_id, nx=True, ex=expiry):
+                    log.debug("tick taken by another clock", schedule=entry.name, tick=tick)
+                    continue
+                actor = self.broker.get_actor(entry.job.__name__)
+                message = actor.send_with_options(scheduled=f"{entry.name}:{tick}")
+            except redis.RedisError as error:
+                log.warning("tick failed", schedule=entry.name, tick=tick, error=reason(error))
+                continue
+            enqueued += 1
+            log.info("job scheduled", schedule=entry.name, tick=tick, message_id=message.message_id)
+        return enqueued
+
+    def run(self, stop: StopSignal) -> None:
+        """Sleep to each tick's start and fire it, until a stop signal arrives."""
+        tick = self.tick_at(time.time()) + 1
+        while not stop.sleep(tick * self.tick_seconds - time.time()):
+            self.fire(tick)
+            # After a long pause (a suspended machine), skip the ticks that were missed.
+            tick = max(tick + 1, self.tick_at(time.time()) + 1)
+
+
+def main() -> None:
+    """Entry point of the `clock` process type."""
+    settings = settings_or_exit()
+    configure_logging(settings.log_level)
+    stop = StopSignal().install()
+    broker = build_broker(settings)
+    problems = unreachable(redis=broker.client)
+    if problems:
+        exit_unreachable("clock", problems)
+    clock = Clock(broker, settings.clock_tick_seconds, SCHEDULE)
+    log.info(
+        "clock started",
+        tick_seconds=settings.clock_tick_seconds,
+        schedule={entry.name: entry.every for entry in SCHEDULE},
+        clock_id=clock.clock_id,
+    )
+    clock.run(stop)
+    broker.client.close()
+    log.info("clock stopped", signal=stop.received)

@@ -1,0 +1,76 @@
+"""The worker process: runs jobs from Redis in WORKER_THREADS threads; stops gracefully.
+
+One process per worker, started by our own entry point rather than the `dramatiq` command:
+that command forks worker processes which, given SIGTERM twice (a platform signals the whole
+process group), abandon their job or never exit. Here SIGTERM or SIGINT (once or many times)
+stops taking jobs, gives the running ones WORKER_SHUTDOWN_TIMEOUT to finish, hands back any
+that did not, and exits 0. A job of a worker killed outright (SIGKILL, a lost machine) stays
+unacknowledged in Redis and is redelivered once the worker's heartbeat is older than
+WORKER_HEARTBEAT_TIMEOUT.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from dramatiq import Worker
+
+from .db.session import create_sync_engine
+from .jobs import runtime
+from .jobs.broker import POLL_MS, build_broker, job_context
+from .lifecycle import StopSignal, exit_unreachable, settings_or_exit, unreachable
+from .logs import configure_logging, get_logger
+
+log = get_logger("worker")
+
+
+def main() -> None:
+    """Entry point of the `worker` process type."""
+    settings = settings_or_exit()
+    configure_logging(settings.log_level)
+    stop = StopSignal().install()
+    broker = build_broker(settings)
+    engine = create_sync_engine(settings, pool_size=settings.worker_threads)
+    problems = unreachable(redis=broker.client, postgres=engine)
+    if problems:
+        exit_unreachable("worker", problems)
+    runtime.bind(runtime.JobResources(settings, engine, broker))
+    broker.emit_after("process_boot")  # starts the TimeLimit watcher, as `dramatiq` would
+    worker = Worker(broker, worker_threads=settings.worker_threads, worker_timeout=POLL_MS)
+    worker.start()
+    log.info(
+        "worker started",
+        threads=settings.worker_threads,
+        queues=sorted(broker.get_declared_queues()),
+        heartbeat_timeout=settings.worker_heartbeat_timeout,
+        shutdown_timeout=settings.worker_shutdown_timeout,
+        pid=os.getpid(),
+    )
+
+    signal_name = stop.wait()
+    started = time.monotonic()
+    log.info("worker stopping", signal=signal_name, timeout=settings.worker_shutdown_timeout)
+    # Stops every thread from taking new jobs, waits up to the timeout for the running ones,
+    # and puts prefetched messages back on their queue.
+    worker.stop(timeout=round(settings.worker_shutdown_timeout * 1000))
+    unfinished = job_context(broker).in_progress()
+    for message in unfinished:
+        # Back to the head of the work: another worker takes it at once, without waiting for
+        # this worker's heartbeat to expire. If the job still finishes before we exit, its
+        # acknowledgement finds nothing to remove and the job runs once more (jobs are idempotent).
+        broker.do_requeue(message.queue_name, message.options["redis_message_id"])
+        log.warning("job handed back", job=message.actor_name, message_id=message.message_id)
+    broker.client.close()
+    log.info(
+        "worker stopped",
+        handed_back=len(unfinished),
+        seconds=round(time.monotonic() - started, 2),
+    )
+    if unfinished:
+        # Threads still run those jobs; leave without waiting for them or tidying up after them.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    engine.dispose()

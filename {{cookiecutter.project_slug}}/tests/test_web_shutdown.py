@@ -1,0 +1,173 @@
+"""Web as real processes: draining on SIGTERM within its bounds, and scaling out by processes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import time
+
+import httpx
+import psycopg
+import pytest
+from redis import Redis
+
+from support import BASE_REDIS_URL, Service, free_port, service_env, wait_until
+
+pytestmark = pytest.mark.process
+
+BODY = json.dumps({"title": "slow", "body": "this body arrives in two halves"}).encode()
+
+
+def _env(database_url: str, port: int, **overrides: str) -> dict[str, str]:
+    return service_env(
+        DATABASE_URL=database_url, REDIS_URL=BASE_REDIS_URL, PORT=str(port), **overrides
+    )
+
+
+def _send_half_a_post(port: int) -> socket.socket:
+    """A POST whose headers promise the whole body but whose body is half sent."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    head = (
+        "POST /api/v1/notes HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + BODY[: len(BODY) // 2])
+    return sock
+
+
+def _status(sock: socket.socket) -> int | None:
+    """Read one whole response from a socket: its status code, or None if it closed first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":")[1])
+            for line in head.lower().split(b"\r\n")
+            if line.startswith(b"content-length:")
+        ),
+        0,
+    )
+    while len(body) < length:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        body += chunk
+    return int(head.split(b" ", 2)[1])
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_factor_09_disposability_sigterm_fails_readiness_drains_and_exits_in_time(
+    database_url: str,
+    redis_sync: Redis,
+    committed: psycopg.Connection,
+    request: pytest.FixtureRequest,
+) -> None:
+    port, delay, graceful = free_port(), 2.0, 1
+    url = f"http://127.0.0.1:{port}"
+    web = Service(
+        "web", _env(database_url, port, SHUTDOWN_DELAY=str(delay), GRACEFUL_TIMEOUT=str(graceful))
+    )
+    sockets: list[socket.socket] = []
+    try:
+        spawned = time.monotonic()
+        web.wait_http(f"{url}/healthz")
+        # Time to ready, kept with the test's report (junit XML properties, pytest -rA).
+        request.node.user_properties.append(("seconds_to_ready", time.monotonic() - spawned))
+        web.wait_http(f"{url}/readyz")
+        idle = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sockets.append(idle)
+        idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert _status(idle) == 200  # and the connection stays open, idle (keep-alive)
+        slow, hung = _send_half_a_post(port), _send_half_a_post(port)
+        sockets += [slow, hung]
+        sent = web.signal(signal.SIGTERM)
+
+        # During SHUTDOWN_DELAY: still serving, but no longer ready.
+        readiness = httpx.get(f"{url}/readyz", timeout=5)
+        liveness = httpx.get(f"{url}/healthz", timeout=5)
+        during_delay = time.monotonic() - sent
+        # After it: new connections are refused.
+        wait_until(lambda: _refused(port), timeout=delay + 3)
+        refused_after = time.monotonic() - sent
+        # A request in flight still completes.
+        slow.sendall(BODY[len(BODY) // 2 :])
+        completed = _status(slow)
+        # Neither the request that never ends nor the idle connection holds the exit.
+        code = web.wait(timeout=delay + graceful + 10)
+        exited_after = time.monotonic() - sent
+        hung_status = _status(hung)
+        idle_closed = idle.recv(1) == b""
+    finally:
+        web.kill()
+        for sock in sockets:
+            sock.close()
+    assert during_delay < delay
+    assert (readiness.status_code, readiness.json()["failed"]) == (503, ["shutdown"])
+    assert liveness.status_code == 200
+    assert delay - 0.2 < refused_after < delay + 3
+    assert completed == 201
+    assert code == 0
+    # The margin leaves room for a loaded CI machine; idle, the exit takes about 0.5 s.
+    assert exited_after < delay + graceful + 4, f"exit took {exited_after:.1f} s"
+    assert hung_status in {500, None}
+    assert idle_closed
+    assert web.events("draining")[0]["signal"] == "SIGTERM"
+    assert web.events("stopped"), "the lifespan shutdown did not run"
+    titles = committed.execute("SELECT title FROM notes").fetchall()
+    assert titles == [("slow",)]  # the request that never ended stored nothing
+
+
+def test_web_processes_share_state_only_through_postgres_and_redis(
+    database_url: str, redis_sync: Redis, committed: psycopg.Connection
+) -> None:
+    first_port, second_port = free_port(), free_port()
+    shared = {"RATE_LIMIT_PER_MINUTE": "3", "GRACEFUL_TIMEOUT": "1"}
+    # The first is a supervisor with two forked processes on one port; the second stands alone.
+    pair = Service("web", _env(database_url, first_port, WEB_CONCURRENCY="2", **shared))
+    single = Service("web", _env(database_url, second_port, **shared))
+    first, second = f"http://127.0.0.1:{first_port}", f"http://127.0.0.1:{second_port}"
+    hung = None
+    try:
+        pair.wait_http(f"{first}/readyz")
+        single.wait_http(f"{second}/readyz")
+        note = httpx.post(f"{first}/api/v1/notes", json={"title": "shared"}).json()
+        assert httpx.get(f"{second}/api/v1/notes/{note['id']}").json()["title"] == "shared"
+        for _ in range(2):  # the limit counts per clock minute: redo writes that straddle two
+            minute = time.time() // 60
+            redis_sync.delete(*redis_sync.keys("ratelimit:*"))
+            writes = [
+                httpx.post(f"{base}/api/v1/notes", json={"title": "t"}).status_code
+                for base in (first, second, first, second)
+            ]
+            if time.time() // 60 == minute:
+                break
+        hung = _send_half_a_post(first_port)  # keeps one of the pair busy while it stops
+        pair.signal(signal.SIGTERM)
+        single.signal(signal.SIGTERM)
+        wait_until(lambda: _refused(first_port), timeout=5)
+        still_stopping = pair.process.poll() is None
+        codes = [pair.wait(timeout=10), single.wait(timeout=10)]
+    finally:
+        pair.kill()
+        single.kill()
+        if hung:
+            hung.close()
+    assert writes == [201, 201, 201, 429], "the limit of 3 writes a minute spans both processes"
+    assert still_stopping, "the port was refused only once every process had exited"
+    assert codes == [0, 0]
+    assert pair.events("web processes started")[0]["count"] == 2
+    assert len(pair.events("started")) == 2
+    assert len(pair.events("stopped")) == 2
