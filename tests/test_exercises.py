@@ -120,14 +120,22 @@ def failed_conformance_tests(project: Path, env: dict[str, str], report: Path) -
         names.add(case.get("name", ""))
         for problem in (case.find("failure"), case.find("error")):
             if problem is not None:
-                failed[case.get("name", "")] = (problem.text or "")[-1500:]
+                text = problem.text or ""
+                if len(text) > 4000:
+                    text = f"{text[:3000]}\n[...]\n{text[-1000:]}"
+                failed[case.get("name", "")] = text
     assert len(names) >= 12, f"the conformance suite did not run: {names}"
     return failed
 
 
-# Every exercise runs on one xdist worker (`--dist loadgroup`): they share a bake, and running
-# two generated suites at once on two cores makes their timing bounds flaky.
-EXERCISE_WORKER = pytest.mark.xdist_group("exercises")
+# Every test that runs a generated suite goes to one xdist worker (`--dist loadgroup`): the
+# exercises share a bake, and two suites at once on two cores make their timing bounds flaky.
+EXERCISE_WORKER = pytest.mark.xdist_group("heavy")
+
+
+def describe(failed: dict[str, str]) -> str:
+    """The failures of a conformance run, readable in a test report."""
+    return "\n\n".join(f"{name} failed:\n{text}" for name, text in failed.items())
 
 
 @pytest.mark.slow
@@ -136,7 +144,8 @@ def test_an_untouched_project_passes_every_factor(
     project: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
     baked, env = project
-    assert failed_conformance_tests(baked, env, tmp_path / "report.xml") == {}
+    failed = failed_conformance_tests(baked, env, tmp_path / "report.xml")
+    assert not failed, describe(failed)
 
 
 @pytest.mark.slow
@@ -153,4 +162,4 @@ def test_exercise_fails_exactly_its_named_test(
     finally:
         restore(originals)
     assert exercise.fails in failed, "the exercise did not break its factor's test"
-    assert set(failed) == {exercise.fails}, failed
+    assert set(failed) == {exercise.fails}, describe(failed)

@@ -127,7 +127,8 @@ def test_factor_02_dependencies_declared_used_and_locked() -> None:
     assert declared - imported - runtime_only == set(), "declared but never imported"
 
     lock = tomllib.loads((PROJECT_DIR / "uv.lock").read_text())
-    (root,) = [p for p in lock["package"] if p["name"] == "{{ cookiecutter.project_slug }}"]
+    project = "{{ cookiecutter.project_slug }}"
+    (root,) = [package for package in lock["package"] if package["name"] == project]
     locked = {canonicalize_name(item["name"]) for item in root["metadata"]["requires-dist"]}
     assert locked == declared, "uv.lock is out of date: run `uv lock`"
 
