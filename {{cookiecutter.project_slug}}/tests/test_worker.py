@@ -115,16 +115,16 @@ def test_factor_09_disposability_killed_workers_job_is_redelivered_and_done_once
         killed = first.signal(signal.SIGKILL)
         assert first.wait(timeout=5) == -signal.SIGKILL
         second = Service("worker", env)
-        second.wait_for("job started", timeout=15, message_id=message.message_id)
-        redelivered = time.monotonic() - killed
-        second.wait_for("job done", message_id=message.message_id)
+        # Matched by its effect (the note), the line logged once the 0.5 s job has run.
+        second.wait_for("note stats", timeout=15, note_id=note_id)
+        redelivered = time.monotonic() - killed - 0.5
     finally:
         first.kill()
         code = second.stop() if second else None
     assert code == 0
     assert heartbeat_timeout - 0.5 < redelivered < heartbeat_timeout + 5.0, redelivered
     assert not first.events("job done")
-    assert [line["outcome"] for line in second.events("note stats")] == ["stored"]
+    assert [line["outcome"] for line in second.events("note stats", note_id=note_id)] == ["stored"]
     assert _stats_rows(committed, note_id) == 1
     assert queue_depths(broker) == {"waiting": 0, "in_progress": 0, "delayed": 0, "dead": 0}
 

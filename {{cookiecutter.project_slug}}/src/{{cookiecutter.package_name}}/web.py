@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 import time
 from types import FrameType
@@ -29,11 +30,14 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.shutdown_delay = shutdown_delay
         self.exit_at: float | None = None
+        self.stop_signal: str | None = None
+        self.drain_logged = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         app = self.config.loaded_app if self.config.loaded else None
         if self.exit_at is None:
-            log.info("draining", signal=signal.Signals(sig).name, delay=self.shutdown_delay)
+            # Only record here: logging takes a lock that the interrupted code may hold.
+            self.stop_signal = signal.Signals(sig).name
             self.exit_at = time.monotonic() + self.shutdown_delay
             _mark_draining(app)
             if self.shutdown_delay <= 0:
@@ -45,10 +49,20 @@ class DrainingServer(uvicorn.Server):
         # A repeated SIGTERM changes nothing: a platform or honcho signals the whole process
         # group, and the supervisor forwards the signal too, so a process may get it twice.
 
+    def _log_draining(self) -> None:
+        if self.stop_signal is not None and not self.drain_logged:
+            self.drain_logged = True
+            log.info("draining", signal=self.stop_signal, delay=self.shutdown_delay)
+
     async def on_tick(self, counter: int) -> bool:
+        self._log_draining()
         if self.exit_at is not None and time.monotonic() >= self.exit_at:
             self.should_exit = True
         return await super().on_tick(counter)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._log_draining()  # with no SHUTDOWN_DELAY the loop may not tick before this
+        await super().shutdown(sockets)
 
 
 def _mark_draining(app: object) -> None:
