@@ -317,8 +317,8 @@ def test_factor_08_concurrency_web_concurrency_scales_web(
     assert code == 0, err
 
 
-# IX. Disposability: test_web_shutdown.py and test_worker.py hold its tests (fast start and
-# SIGTERM drain of web; a killed worker's job redelivered and done once).
+# IX. Disposability: test_web_shutdown.py holds its conformance test (fast start, SIGTERM drain);
+# test_worker.py proves the worker's side (a killed worker's job redelivered and done once).
 
 
 # # X. Dev/prod parity ----------------------------------------------------------------------------

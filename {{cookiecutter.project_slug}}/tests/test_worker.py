@@ -100,7 +100,7 @@ def test_sigterm_lets_short_jobs_finish_hands_long_ones_back_and_exits_0(
     assert worker.events("worker stopped")[0]["handed_back"] == 1
 
 
-def test_factor_09_disposability_killed_workers_job_is_redelivered_and_done_once(
+def test_a_killed_workers_job_is_redelivered_within_the_heartbeat_bound_and_done_once(
     database_url: str, broker: RedisBroker, committed: psycopg.Connection
 ) -> None:
     heartbeat_timeout = 2.0
