@@ -169,6 +169,14 @@ def test_python_version_answer_reaches_every_place_it_matters(matrix_bake: Path)
     assert f"python:{version}." in (matrix_bake / "Dockerfile").read_text()
 
 
+def test_pre_commit_runs_the_checks_ci_runs(default_project: Path) -> None:
+    config = yaml.safe_load((default_project / ".pre-commit-config.yaml").read_text())
+    entries = " ; ".join(hook["entry"] for repo in config["repos"] for hook in repo["hooks"])
+    for command in ("ruff check", "ruff format", "mypy", "uv lock --locked"):
+        assert command in entries, command
+    assert all(repo["repo"] == "local" for repo in config["repos"]), "only the locked tools"
+
+
 # --- full toolchain on chosen bakes -------------------------------------------------------
 
 
