@@ -7,11 +7,19 @@ import os
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from cookiecutter.main import cookiecutter
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 DEFAULTS: dict[str, Any] = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
+# This machine's PostgreSQL, where tests create and drop the databases of their bakes.
+ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def admin_connection() -> psycopg.Connection[Any]:
+    """An autocommit connection for CREATE and DROP DATABASE."""
+    return psycopg.connect(ADMIN_DATABASE_URL, autocommit=True)
 
 
 def bake(output_dir: Path, **answers: Any) -> Path:

@@ -17,12 +17,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from conftest import bake
+from conftest import admin_connection, bake
 from psycopg import sql
 
-ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEV_TOOLS = ("pytest", "mypy", "ruff")
 
 
@@ -105,10 +103,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def database() -> Iterator[str]:
     name = f"tmpl_docker_{int(time.time() * 1000)}"
-    with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as connection:
+    with admin_connection() as connection:
         connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as connection:
+    with admin_connection() as connection:
         connection.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )

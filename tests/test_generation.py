@@ -11,10 +11,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import yaml
-from conftest import TEMPLATE_DIR, bake
+from conftest import TEMPLATE_DIR, admin_connection, bake
 from psycopg import sql
 
 OPTIONS = {
@@ -38,6 +37,7 @@ ROWS = [
     ("3.11", "gitlab", "MIT", "yes"),
     ("3.13", "none", "Proprietary", "yes"),
 ]
+DEFAULT_PYTHON = OPTIONS["python_version"][0]
 MATRIX: list[dict[str, str]] = [dict(zip(OPTIONS, row, strict=True)) for row in ROWS]
 NAMES = [
     "Twelve Factor Service",
@@ -191,15 +191,8 @@ def _run(command: list[str], project: Path, env: dict[str, str], timeout: int = 
     return result.stdout
 
 
-ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def _admin_connection() -> psycopg.Connection[Any]:
-    return psycopg.connect(ADMIN_DATABASE_URL, autocommit=True)
-
-
 def _databases_like(prefix: str) -> list[str]:
-    with _admin_connection() as connection:
+    with admin_connection() as connection:
         rows = connection.execute(
             "SELECT datname FROM pg_database WHERE datname LIKE %s", (prefix + "%",)
         ).fetchall()
@@ -218,7 +211,7 @@ def test_baked_project_passes_its_own_toolchain(
     # Each bake gets its own database and its own pair of Redis databases.
     database = f"tmpl_{package}_{os.getpid()}"
     redis_db = 2 + 2 * list(FULL_RUNS).index(label)
-    with _admin_connection() as connection:
+    with admin_connection() as connection:
         connection.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(database)))
         connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     env = {
@@ -243,11 +236,8 @@ def test_baked_project_passes_its_own_toolchain(
         assert re.search(r"\d+ passed", output), output[-2000:]
         assert " skipped" not in output, output[-2000:]
     finally:
-        with _admin_connection() as connection:
+        with admin_connection() as connection:
             connection.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
             )
     assert _databases_like(f"test_{package}_") == [], "the project's tests left databases behind"
-
-
-DEFAULT_PYTHON = OPTIONS["python_version"][0]

@@ -6,6 +6,7 @@ from sqlalchemy import create_engine as _create_sync_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+from sqlalchemy.pool import NullPool
 
 from ..settings import Settings
 
@@ -20,7 +21,7 @@ def create_engine(settings: Settings, *, pool: bool = True) -> AsyncEngine:
             "pool_timeout": settings.db_pool_timeout,
         }
     else:
-        options["poolclass"] = _null_pool()
+        options["poolclass"] = NullPool  # one-off commands: one connection, closed after use
     return _create_async_engine(
         settings.database_url.get_secret_value(),
         connect_args={
@@ -44,12 +45,6 @@ def create_sync_engine(settings: Settings, *, pool_size: int) -> Engine:
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout,
     )
-
-
-def _null_pool() -> type:
-    from sqlalchemy.pool import NullPool  # noqa: PLC0415  # only one-off commands need it
-
-    return NullPool
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
