@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
+import asyncpg
 import psycopg
 import pytest
 import redis as sync_redis
@@ -12,13 +14,12 @@ from dramatiq.brokers.redis import RedisBroker
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from {{ cookiecutter.package_name }}.api.deps import get_session
+from {{ cookiecutter.package_name }}.api.deps import get_db
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.db.migrate import migrate
+from {{ cookiecutter.package_name }}.db.pool import Database
 from {{ cookiecutter.package_name }}.jobs.broker import build_broker
-from {{ cookiecutter.package_name }}.resources import Resources
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from factor_report import (  # noqa: F401  # hooks of the twelve-factor report
@@ -64,28 +65,38 @@ async def redis(app: FastAPI) -> Redis:
     return client
 
 
+class RolledBackDatabase(Database):
+    """The app's Database on one connection, inside a transaction that the test rolls back."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:  # no pool, no super().__init__
+        self._connection = connection
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:  # type: ignore[override]
+        yield self._connection
+
+
 @pytest.fixture
 async def client(app: FastAPI, redis: Redis) -> AsyncIterator[AsyncClient]:
     """An HTTP client whose database writes are rolled back after the test."""
-    resources: Resources = app.state.resources
-    async with resources.engine.connect() as connection:
-        transaction = await connection.begin()
-        maker = async_sessionmaker(
-            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
-        )
+    settings: Settings = app.state.settings
+    connection = await asyncpg.connect(settings.database_dsn.get_secret_value())
+    transaction = connection.transaction()
+    await transaction.start()
+    database = RolledBackDatabase(connection)
 
-        async def session_in_test_transaction() -> AsyncIterator[AsyncSession]:
-            async with maker() as session:
-                yield session
+    async def database_in_test_transaction() -> Database:
+        return database
 
-        app.dependency_overrides[get_session] = session_in_test_transaction
-        transport = ASGITransport(app=app)
-        try:
-            async with AsyncClient(transport=transport, base_url="http://testserver") as http:
-                yield http
-        finally:
-            app.dependency_overrides.clear()
-            await transaction.rollback()
+    app.dependency_overrides[get_db] = database_in_test_transaction
+    transport = ASGITransport(app=app)
+    try:
+        async with AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http
+    finally:
+        app.dependency_overrides.clear()
+        await transaction.rollback()
+        await connection.close()
 
 
 @pytest.fixture

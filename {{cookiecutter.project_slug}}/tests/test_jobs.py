@@ -23,6 +23,8 @@ from {{ cookiecutter.package_name }}.jobs.queues import (
     queue_depths,
     requeue,
 )
+from {{ cookiecutter.package_name }}.jobs.registry import JOBS
+from {{ cookiecutter.package_name }}.notes.routes import REFRESH_STATS
 from {{ cookiecutter.package_name }}.notes.tasks import (
     backfill,
     refresh_note_stats,
@@ -157,13 +159,24 @@ def test_two_clocks_firing_the_same_tick_enqueue_it_once(broker: RedisBroker) ->
     assert scheduled == ["note-stats-backfill:123450", "queue-depths:123450", "queue-depths:123451"]
 
 
-def test_web_start_up_does_not_import_dramatiq(database_url: str) -> None:
+# What web start-up leaves out: the worker's job runner and database layer, and redis-py,
+# which is loaded on the first write or readiness probe. The first enqueue loads Dramatiq and
+# redis-py, still not the worker's database layer.
+LEFT_OUT_OF_WEB = ("dramatiq", "sqlalchemy", "alembic", "psycopg", "redis")
+
+
+def test_web_loads_neither_the_worker_nor_redis_until_it_needs_them(database_url: str) -> None:
     code = (
         "import sys\n"
+        "from {{ cookiecutter.package_name }}.jobs.sender import JobSender\n"
         "from {{ cookiecutter.package_name }}.settings import load_settings\n"
         "from {{ cookiecutter.package_name }}.web import build_config\n"
+        f"left_out = set({LEFT_OUT_OF_WEB!r})\n"
+        "def loaded(): return sorted(set(n.split('.')[0] for n in sys.modules) & left_out)\n"
         "build_config(load_settings())\n"
-        "print(sorted(m for m in sys.modules if m.startswith('dramatiq')))\n"
+        "print(loaded())\n"
+        "JobSender(load_settings()).broker()\n"
+        "print(loaded())\n"
     )
     env = service_env(DATABASE_URL=database_url, REDIS_URL="redis://127.0.0.1:1/0")
     result = subprocess.run(
@@ -174,4 +187,11 @@ def test_web_start_up_does_not_import_dramatiq(database_url: str) -> None:
         check=True,
         timeout=30,
     )
-    assert result.stdout.strip() == "[]"
+    at_start, after_first_enqueue = result.stdout.strip().splitlines()
+    assert at_start == "[]"
+    assert after_first_enqueue == "['dramatiq', 'redis']"
+
+
+def test_every_job_the_web_sends_is_declared() -> None:
+    declared = {job.fn.__name__ for job in JOBS}
+    assert REFRESH_STATS in declared

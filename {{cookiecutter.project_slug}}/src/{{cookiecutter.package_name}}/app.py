@@ -24,7 +24,7 @@ log = get_logger(__name__)
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the backing-service handles at start-up and close them at shutdown."""
     settings: Settings = app.state.settings
-    resources = Resources.open(settings)
+    resources = await Resources.open(settings)
     app.state.resources = resources
     app.state.draining = False
     log.info(
@@ -55,14 +55,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if docs else None,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
-        max_body_size=settings.max_body_size,
     )
     app.state.settings = settings
     app.state.draining = False
     app.state.liveness_body = liveness_body(settings)
     install_error_handlers(app)
     app.include_router(health_router)
-    app.include_router(api_router)
+    # Only the API reads bodies; a limit on the whole app would wrap every probe in three more
+    # layers of middleware (a tenth of a /healthz answer).
+    app.include_router(api_router, max_body_size=settings.max_body_size)
     if settings.cors_origins:
         from starlette.middleware.cors import CORSMiddleware  # noqa: PLC0415  # only when used
 

@@ -22,6 +22,7 @@ from .settings import Settings
 
 EXIT_UNMIGRATED = 6
 EXIT_DATABASE_WAIT = 7
+SEED_BATCH = 1_000  # notes per INSERT of seed-notes
 log = get_logger("admin")
 
 Handler = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
@@ -81,20 +82,19 @@ async def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
 
 async def cmd_seed_notes(settings: Settings, args: argparse.Namespace) -> int:
     """Insert example notes (a data task; also used to prepare benchmarks)."""
+    from .db.pool import Database  # noqa: PLC0415
     from .notes.schemas import NoteIn  # noqa: PLC0415
-    from .notes.service import count_notes, create_note  # noqa: PLC0415
-    from .resources import Resources  # noqa: PLC0415
+    from .notes.service import count_notes, create_notes  # noqa: PLC0415
 
-    resources = Resources.open(settings)
+    db = await Database.open(settings, application_name="{{ cookiecutter.project_slug }}-admin")
     try:
-        async with resources.sessionmaker() as session:
-            for number in range(1, args.count + 1):
-                await create_note(session, NoteIn(title=f"Note {number}", body="seeded"))
-                if number % 100 == 0:
-                    print(f"seeded {number}/{args.count}", file=sys.stderr)  # noqa: T201
-            total = await count_notes(session)
+        for start in range(1, args.count + 1, SEED_BATCH):
+            numbers = range(start, min(start + SEED_BATCH, args.count + 1))
+            await create_notes(db, [NoteIn(title=f"Note {n}", body="seeded") for n in numbers])
+            print(f"seeded {numbers[-1]}/{args.count}", file=sys.stderr)  # noqa: T201
+        total = await count_notes(db)
     finally:
-        await resources.close()
+        await db.close()
     log.info("seeded notes", added=args.count, total=total)
     return 0
 

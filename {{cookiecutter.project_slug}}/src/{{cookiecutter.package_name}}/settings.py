@@ -147,6 +147,13 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def database_dsn(self) -> SecretStr:
+        """DATABASE_URL as libpq and asyncpg take it (the web's pool); the SQLAlchemy form,
+        with its driver name, is `database_url` (migrations, the worker)."""
+        _, _, rest = self.database_url.get_secret_value().partition("://")
+        return SecretStr(f"postgresql://{rest}")
+
+    @property
     def show_docs(self) -> bool:
         """OpenAPI docs are served in development, and in production only when asked for."""
         if self.docs_enabled is not None:

@@ -1,4 +1,4 @@
-"""Request dependencies: settings, a database session, this process's Redis client and jobs.
+"""Request dependencies: settings, the database pool, the backing-service handles, jobs.
 
 They are `async def` although they only read the app's state: FastAPI runs a plain `def`
 dependency in a worker thread, a round trip that cost about half of a small request.
@@ -6,13 +6,11 @@ dependency in a worker thread, a round trip that cost about half of a small requ
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..db.pool import Database
 from ..jobs.sender import JobSender
 from ..resources import Resources
 from ..settings import Settings
@@ -30,17 +28,10 @@ async def get_resources(request: Request) -> Resources:
     return resources
 
 
-async def get_session(
-    resources: Annotated[Resources, Depends(get_resources)],
-) -> AsyncIterator[AsyncSession]:
-    """One session per request, closed (and its connection returned) when the request ends."""
-    async with resources.sessionmaker() as session:
-        yield session
-
-
-async def get_redis(resources: Annotated[Resources, Depends(get_resources)]) -> Redis:
-    """The process's Redis client."""
-    return resources.redis
+async def get_db(request: Request) -> Database:
+    """The process's PostgreSQL pool; each query takes a connection for itself."""
+    resources: Resources = request.app.state.resources
+    return resources.db
 
 
 async def get_jobs(resources: Annotated[Resources, Depends(get_resources)]) -> JobSender:
@@ -49,6 +40,6 @@ async def get_jobs(resources: Annotated[Resources, Depends(get_resources)]) -> J
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
-RedisDep = Annotated[Redis, Depends(get_redis)]
+DatabaseDep = Annotated[Database, Depends(get_db)]
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
 JobsDep = Annotated[JobSender, Depends(get_jobs)]

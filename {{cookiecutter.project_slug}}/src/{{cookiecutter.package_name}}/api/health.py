@@ -13,7 +13,6 @@ import asyncio
 
 import orjson
 from fastapi import APIRouter
-from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -39,8 +38,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def _check_postgres(resources: Resources) -> None:
-    async with resources.engine.connect() as connection:
-        await connection.execute(text("SELECT 1"))
+    await resources.db.fetchval("SELECT 1")
 
 
 async def _check_redis(resources: Resources) -> None:

@@ -80,7 +80,7 @@ async def migrate(settings: Settings, target: str = "head") -> tuple[str | None,
     Release processes started at once queue on the lock; each then finds the schema at head
     and has nothing left to do, so every migration runs exactly once.
     """
-    engine = create_engine(settings, pool=False)
+    engine = create_engine(settings)
     try:
         connection = await connect_with_retry(engine, settings.db_wait_timeout)
         try:
@@ -107,7 +107,7 @@ async def migrate(settings: Settings, target: str = "head") -> tuple[str | None,
 
 async def current_revision(settings: Settings) -> str | None:
     """The revision the database is at (None for an empty database)."""
-    engine = create_engine(settings, pool=False)
+    engine = create_engine(settings)
     try:
         async with engine.connect() as connection:
             return await connection.run_sync(_current_revision)

@@ -1,34 +1,27 @@
-"""The async engine and session factory, built from settings when a process starts."""
+"""SQLAlchemy engines for the processes that use the ORM layer: admin commands and migrations
+(async, one connection) and the worker's job threads (blocking, pooled). The web process uses
+db/pool.py instead."""
 
 from __future__ import annotations
 
 from sqlalchemy import create_engine as _create_sync_engine
 from sqlalchemy.engine import Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import NullPool
 
 from ..settings import Settings
 
 
-def create_engine(settings: Settings, *, pool: bool = True) -> AsyncEngine:
-    """An engine whose waits are all bounded: connect, pool checkout, and dead connections."""
-    options: dict[str, object] = {"pool_pre_ping": True}
-    if pool:
-        options |= {
-            "pool_size": settings.db_pool_size,
-            "max_overflow": settings.db_max_overflow,
-            "pool_timeout": settings.db_pool_timeout,
-        }
-    else:
-        options["poolclass"] = NullPool  # one-off commands: one connection, closed after use
+def create_engine(settings: Settings) -> AsyncEngine:
+    """An engine for one-off commands: one connection at a time, closed after use."""
     return _create_async_engine(
         settings.database_url.get_secret_value(),
         connect_args={
             "connect_timeout": settings.db_connect_timeout,
-            "application_name": "{{ cookiecutter.project_slug }}",
+            "application_name": "{{ cookiecutter.project_slug }}-admin",
         },
-        **options,
+        poolclass=NullPool,
     )
 
 
@@ -45,8 +38,3 @@ def create_sync_engine(settings: Settings, *, pool_size: int) -> Engine:
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout,
     )
-
-
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded objects usable after commit (no lazy loads under asyncio)."""
-    return async_sessionmaker(engine, expire_on_commit=False)

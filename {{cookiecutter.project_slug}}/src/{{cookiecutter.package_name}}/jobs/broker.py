@@ -126,8 +126,12 @@ class JobContext(Middleware):
             return [message for message, _ in self._running.values()]
 
 
-def build_broker(settings: Settings) -> RedisBroker:
-    """A Redis broker whose every wait is bounded, with the retry policy from settings."""
+def build_broker(settings: Settings, *, declare: bool = True) -> RedisBroker:
+    """A Redis broker whose every wait is bounded, with the retry policy from settings.
+
+    With declare=False its actors are not declared: enough to send messages by actor name
+    (JobSender), without importing the jobs and the worker's database layer with them.
+    """
     client = redis.Redis.from_url(
         settings.redis_url.get_secret_value(),
         socket_timeout=settings.redis_timeout,
@@ -151,9 +155,10 @@ def build_broker(settings: Settings) -> RedisBroker:
             ),
         ],
     )
-    from .registry import declare_actors  # noqa: PLC0415  # the jobs import this module's names
+    if declare:
+        from .registry import declare_actors  # noqa: PLC0415  # the jobs import this module
 
-    declare_actors(broker)
+        declare_actors(broker)
     return broker
 
 

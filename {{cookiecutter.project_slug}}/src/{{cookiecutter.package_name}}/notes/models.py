@@ -8,9 +8,7 @@ from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, Integer, Stri
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db.base import Base
-
-TITLE_MAX = 200
-BODY_MAX = 10_000
+from .schemas import TITLE_MAX
 
 
 class Note(Base):

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .models import BODY_MAX, TITLE_MAX
-
+TITLE_MAX = 200
+BODY_MAX = 10_000
 PAGE_MAX = 100
 
 

@@ -29,7 +29,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_from_environment() -> None:
-    engine = create_engine(load_settings(), pool=False)
+    engine = create_engine(load_settings())
     async with engine.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()
