@@ -128,9 +128,9 @@ def failed_conformance_tests(project: Path, env: dict[str, str], report: Path) -
     return failed
 
 
-# Every test that runs a generated suite goes to one xdist worker (`--dist loadgroup`): the
+# Every test that runs a generated suite goes to one xdist worker (conftest.HEAVY_TESTS): the
 # exercises share a bake, and two suites at once on two cores make their timing bounds flaky.
-EXERCISE_WORKER = pytest.mark.xdist_group("heavy")
+EXERCISE_WORKER = pytest.mark.heavy
 
 
 def describe(failed: dict[str, str]) -> str:

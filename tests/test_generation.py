@@ -200,7 +200,7 @@ def _databases_like(prefix: str) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("heavy")  # runs the project's own suite: one such run at a time
+@pytest.mark.heavy
 @pytest.mark.parametrize("label", list(FULL_RUNS))
 def test_baked_project_passes_its_own_toolchain(
     label: str, tmp_path: Path, clean_env: dict[str, str]

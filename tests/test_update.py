@@ -198,7 +198,7 @@ def test_cookiecutter_and_cruft_create_record_the_same_origin(
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("heavy")  # runs the project's own suite: one such run at a time
+@pytest.mark.heavy
 def test_update_brings_template_changes_keeps_local_edits_and_passes_own_tests(
     tmp_path: Path, env: dict[str, str]
 ) -> None:

@@ -39,7 +39,10 @@ class Resources:
     @classmethod
     async def open(cls, settings: Settings) -> Resources:
         """Build the handles; nothing connects until first use."""
-        db = await Database.open(settings, application_name="{{ cookiecutter.project_slug }}")
+        db = await Database.open(
+            settings,
+            application_name="{{ cookiecutter.project_slug }}",
+        )
         return cls(settings, db, JobSender(settings))
 
     @property
