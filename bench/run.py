@@ -9,7 +9,7 @@ the baseline and the generated `web` in alternating runs. It prints a table of f
 with min-max) and ratios to the baseline, marks the issue's budget lines met or NOT met, and
 writes every sample as JSON. It never asserts a figure: exit status 0 means that every figure
 was measured, 1 that one could not be, 130 that it was interrupted. Processes it started and
-the database it created are removed in every case, and its Redis database (10) is emptied.
+the database it created are removed in every case, and its Redis database (8) is emptied.
 """
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ POSTGRES_ADMIN = f"host={HOST} port=5432 user=postgres dbname=postgres"
 POSTGRES_URL = f"postgresql://postgres@{HOST}:5432"
 # The benchmark's own Redis database: creates enqueue jobs there (no worker runs), so it is
 # emptied before and after a run.
-BENCH_REDIS_DB = 10
+BENCH_REDIS_DB = 8
 BENCH_REDIS_URL = f"redis://{HOST}:6379/{BENCH_REDIS_DB}"
-SUITE_REDIS_URL = f"redis://{HOST}:6379/8"  # the generated suite also uses the next one, /9
+SUITE_REDIS_URL = f"redis://{HOST}:6379/2"  # its three workers take databases 2 to 7
 SETTLE_SECONDS = 0.3  # quiet time before an "idle" SIGTERM or an RSS reading
 LIST_PATH = "/api/v1/notes?limit=20"
 

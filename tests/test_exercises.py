@@ -99,7 +99,7 @@ def project(
     tmp_path_factory: pytest.TempPathFactory, clean_env: dict[str, str]
 ) -> tuple[Path, dict[str, str]]:
     baked = bake(tmp_path_factory.mktemp("exercises"), init_git="no")
-    env = {**clean_env, "UV_PYTHON_DOWNLOADS": "never", "REDIS_URL": "redis://127.0.0.1:6379/10"}
+    env = {**clean_env, "UV_PYTHON_DOWNLOADS": "never", "REDIS_URL": "redis://127.0.0.1:6379/2"}
     subprocess.run(
         ["uv", "sync", "--locked"], cwd=baked, env=env, check=True, capture_output=True, timeout=600
     )

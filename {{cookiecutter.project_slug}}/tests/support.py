@@ -26,7 +26,24 @@ from {{ cookiecutter.package_name }}.settings import Settings
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 BIN_DIR = Path(sys.executable).parent
 BASE_DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-BASE_REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")
+REDIS_DATABASES = 16  # Redis' default number of logical databases
+
+
+def _worker_redis_url(url: str) -> str:
+    """REDIS_URL's database moved on by two per xdist worker (gw0 keeps it, gw1 takes +2): each
+    worker empties its own database and the one after it (other_redis_url)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    base, _, number = url.rpartition("/")
+    index = (int(number) if number.isdigit() else 0) + 2 * int(worker.removeprefix("gw") or 0)
+    if index + 1 >= REDIS_DATABASES:
+        raise RuntimeError(
+            f"REDIS_URL {url}: test worker {worker} would need Redis databases {index} and "
+            f"{index + 1}; choose a lower database in REDIS_URL or fewer workers (pytest -n)"
+        )
+    return f"{base}/{index}"
+
+
+BASE_REDIS_URL = _worker_redis_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/10"))
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 
 
