@@ -83,7 +83,7 @@ def test_release_gives_up_on_an_unreachable_database_within_its_bound() -> None:
     env = service_env(
         DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/none",
         REDIS_URL=BASE_REDIS_URL,
-        DB_WAIT_TIMEOUT="2",
+        DB_WAIT_TIMEOUT="1",
     )
     started = time.monotonic()
     release = start("release", env)
@@ -91,7 +91,7 @@ def test_release_gives_up_on_an_unreachable_database_within_its_bound() -> None:
     _, err = release.communicate()
     assert code != 0
     assert time.monotonic() - started < 15
-    assert "PostgreSQL did not answer within 2 s" in err
+    assert "PostgreSQL did not answer within 1 s" in err
 
 
 def test_backing_services_are_swapped_by_environment_alone(database_url: str) -> None:

@@ -75,7 +75,7 @@ def test_factor_09_disposability_sigterm_fails_readiness_drains_and_exits_in_tim
     committed: psycopg.Connection,
     request: pytest.FixtureRequest,
 ) -> None:
-    port, delay, graceful = free_port(), 2.0, 1
+    port, delay, graceful = free_port(), 1.0, 1
     url = f"http://127.0.0.1:{port}"
     web = Service(
         "web", _env(database_url, port, SHUTDOWN_DELAY=str(delay), GRACEFUL_TIMEOUT=str(graceful))
