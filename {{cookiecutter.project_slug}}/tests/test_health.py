@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import psycopg
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from support import free_port, make_settings
+from support import free_port, make_settings, wait_until
+
+APPLICATION_NAME = "{{ cookiecutter.project_slug }}"
 
 
 async def test_healthz_reports_the_release(client: AsyncClient, settings: Settings) -> None:
@@ -68,3 +73,30 @@ async def test_readyz_is_503_while_draining(app: FastAPI, client: AsyncClient) -
         app.state.draining = False
     assert response.status_code == 503
     assert response.json()["failed"] == ["shutdown"]
+
+
+def _terminate_app_connections(database_url: str) -> int:
+    """What a PostgreSQL restart or failover does to the web's pooled connections."""
+    query = (
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND application_name = %s AND pid <> pg_backend_pid()"
+    )
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        pids = [row[0] for row in connection.execute(query, (APPLICATION_NAME,)).fetchall()]
+        for pid in pids:
+            connection.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        wait_until(lambda: not connection.execute(query, (APPLICATION_NAME,)).fetchall(), 5)
+    return len(pids)
+
+
+async def test_connections_the_server_closed_are_replaced_not_used(database_url: str) -> None:
+    app = create_app(make_settings(database_url))
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as http,
+    ):
+        assert (await http.get("/readyz")).status_code == 200  # the pool now holds a connection
+        assert _terminate_app_connections(database_url) >= 1
+        await asyncio.sleep(0.1)  # an idle moment: the event loop sees the connections close
+        responses = [await http.get("/readyz") for _ in range(3)]
+    assert [response.status_code for response in responses] == [200, 200, 200]

@@ -34,8 +34,10 @@ class Database:
     """A connection pool: it connects on first use, holds at most DB_POOL_SIZE + DB_MAX_OVERFLOW
     connections, waits DB_POOL_TIMEOUT at most for one and DB_CONNECT_TIMEOUT for a new one.
 
-    A connection the server closed (a restart, a failover) is noticed by the event loop and
-    replaced at its next checkout. Each query below takes a connection for itself; use
+    A connection the server closed (a restart, a failover) is noticed by the event loop as soon
+    as it runs, and replaced at its next checkout (tests/test_health.py). A request that takes
+    such a connection in the very moment it closes fails once; there is no ping per checkout, as
+    that costs a round trip on every query. Each query below takes a connection for itself; use
     `connection()` for several statements in one transaction.
     """
 
