@@ -16,6 +16,7 @@ from support import (
     drop_database,
     free_port,
     other_redis_url,
+    run_admin,
     service_env,
     start,
     stop,
@@ -117,3 +118,15 @@ def test_backing_services_are_swapped_by_environment_alone(database_url: str) ->
         assert Redis.from_url(second_redis).keys("ratelimit:*")
     finally:
         drop_database(second_db)
+
+
+def test_seed_notes_inserts_in_batches_and_reports_progress(
+    database_url: str, committed: psycopg.Connection
+) -> None:
+    env = service_env(DATABASE_URL=database_url, REDIS_URL=BASE_REDIS_URL)
+    result = run_admin(env, "seed-notes", "1500")
+    assert result.returncode == 0, result.stderr
+    assert "seeded 1000/1500" in result.stderr
+    assert "seeded 1500/1500" in result.stderr
+    titles = committed.execute("SELECT title FROM notes ORDER BY id").fetchall()
+    assert [title for (title,) in titles] == [f"Note {n}" for n in range(1, 1501)]
