@@ -9,11 +9,10 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
 from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.db import APPLICATION_NAME
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from support import free_port, make_settings, wait_until
-
-APPLICATION_NAME = "{{ cookiecutter.project_slug }}"
 
 
 async def test_healthz_reports_the_release(client: AsyncClient, settings: Settings) -> None:

@@ -86,10 +86,7 @@ async def cmd_seed_notes(settings: Settings, args: argparse.Namespace) -> int:
     from .notes.schemas import NoteIn  # noqa: PLC0415
     from .notes.service import count_notes, create_notes  # noqa: PLC0415
 
-    db = await Database.open(
-        settings,
-        application_name="{{ cookiecutter.project_slug }}-admin",
-    )
+    db = await Database.open(settings, process="admin")
     try:
         for start in range(1, args.count + 1, SEED_BATCH):
             numbers = range(start, min(start + SEED_BATCH, args.count + 1))

@@ -39,11 +39,7 @@ class Resources:
     @classmethod
     async def open(cls, settings: Settings) -> Resources:
         """Build the handles; nothing connects until first use."""
-        db = await Database.open(
-            settings,
-            application_name="{{ cookiecutter.project_slug }}",
-        )
-        return cls(settings, db, JobSender(settings))
+        return cls(settings, await Database.open(settings), JobSender(settings))
 
     @property
     def redis(self) -> Redis:

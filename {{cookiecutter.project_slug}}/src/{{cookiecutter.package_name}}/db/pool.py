@@ -15,6 +15,7 @@ import asyncpg
 from asyncpg.pool import PoolAcquireContext
 
 from ..settings import Settings
+from . import application_name
 
 # Idle connections above what the traffic needs are closed after this long (seconds).
 IDLE_LIFETIME = 300.0
@@ -47,7 +48,7 @@ class Database:
         self._close_timeout = float(settings.graceful_timeout)
 
     @classmethod
-    async def open(cls, settings: Settings, *, application_name: str) -> Database:
+    async def open(cls, settings: Settings, *, process: str | None = None) -> Database:
         """Build the pool; no connection is opened until a query needs one."""
         pool: asyncpg.Pool[asyncpg.Record] = await asyncpg.create_pool(
             settings.database_dsn.get_secret_value(),
@@ -55,7 +56,7 @@ class Database:
             max_size=settings.db_pool_size + settings.db_max_overflow,
             max_inactive_connection_lifetime=IDLE_LIFETIME,
             timeout=settings.db_connect_timeout,
-            server_settings={"application_name": application_name},
+            server_settings={"application_name": application_name(process)},
             reset=_keep_session,
         )
         return cls(pool, settings)

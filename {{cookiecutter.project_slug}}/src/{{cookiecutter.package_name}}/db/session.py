@@ -11,16 +11,22 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.pool import NullPool
 
 from ..settings import Settings
+from . import application_name
+
+
+def _connect_args(settings: Settings, process: str) -> dict[str, object]:
+    """psycopg's connect options: a bounded connect, and the process named on the server."""
+    return {
+        "connect_timeout": settings.db_connect_timeout,
+        "application_name": application_name(process),
+    }
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
     """An engine for one-off commands: one connection at a time, closed after use."""
     return _create_async_engine(
         settings.database_url.get_secret_value(),
-        connect_args={
-            "connect_timeout": settings.db_connect_timeout,
-            "application_name": "{{ cookiecutter.project_slug }}-admin",
-        },
+        connect_args=_connect_args(settings, "admin"),
         poolclass=NullPool,
     )
 
@@ -29,10 +35,7 @@ def create_sync_engine(settings: Settings, *, pool_size: int) -> Engine:
     """A blocking engine for the worker's job threads: at most pool_size connections, no more."""
     return _create_sync_engine(
         settings.database_url.get_secret_value(),
-        connect_args={
-            "connect_timeout": settings.db_connect_timeout,
-            "application_name": "{{ cookiecutter.project_slug }}-worker",
-        },
+        connect_args=_connect_args(settings, "worker"),
         pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=0,
