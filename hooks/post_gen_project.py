@@ -21,8 +21,10 @@ cruft also runs this hook when it renders the template during ``cruft update`` a
 ``[tool.cruft] skip`` in the project's pyproject.toml keeps what the hook adds there (.git, uv.lock,
 .cruft.json) out of the changes cruft applies.
 
-Locking and the first commit need tools from outside (uv, git, a package index): when one is
-missing or fails, the hook prints a warning with the command to run later and still succeeds.
+Locking needs uv, a Python it finds for the chosen version and a package index: a project
+without its lock is not ready to run, so when locking fails the hook prints one line saying why
+and what to do, and exits 1 (cookiecutter then removes the half-made project). The first commit
+needs git: without it the hook prints a warning with the commands to run later and succeeds.
 """
 
 from __future__ import annotations
@@ -109,6 +111,11 @@ class Checkout(NamedTuple):
 def warn(message: str) -> None:
     """Print a warning on stderr."""
     print(f"WARNING: {message}", file=sys.stderr, flush=True)
+
+
+def error(message: str) -> None:
+    """Print the one line that says why generation failed, on stderr."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
 
 
 def say(message: str) -> None:
@@ -378,38 +385,59 @@ def find_uv(search_from: Path) -> str | None:
     return resolved if result.returncode == 0 and resolved else uv
 
 
-def lock_dependencies(project_dir: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> bool:
-    """Run ``uv lock`` in project_dir; on any failure warn, leave no lock file, return False."""
-    later = f"cd {shlex.quote(str(project_dir))} && uv lock"
+def lock_offline(uv: str, project_dir: Path, timeout: float) -> bool:
+    """Lock from uv's cache alone: a room with a flaky network still gets its lock when every
+    package was downloaded before."""
+    try:
+        result = subprocess.run(
+            [uv, "lock", "--offline", "--quiet"],
+            cwd=project_dir,
+            timeout=timeout,
+            capture_output=True,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0 and (project_dir / "uv.lock").is_file()
+
+
+def lock_dependencies(
+    project_dir: Path, python_version: str, timeout: float = LOCK_TIMEOUT_SECONDS
+) -> str | None:
+    """Run ``uv lock`` in project_dir; None when it locked, else why not (and no lock file)."""
     lock_file = project_dir / "uv.lock"
     had_lock = lock_file.exists()
     say("Locking dependencies with uv ...")
     uv = find_uv(project_dir.parent)
     if uv is None:
-        warn(f"uv is not on PATH, so dependencies are not locked. Install uv, then run: {later}")
-        return False
+        return "uv is not on PATH and the project needs it for its lock: install uv, then again"
     if not (project_dir / "pyproject.toml").is_file():
-        warn(f"no pyproject.toml here, so dependencies are not locked. Later, run: {later}")
-        return False
+        return "the template rendered no pyproject.toml to lock"
     try:
         # uv prints its own progress and errors on stderr, which reaches the user as is.
         result = subprocess.run([uv, "lock"], cwd=project_dir, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        problem = f"`uv lock` did not finish within {timeout:g} s"
-    except OSError as error:
-        problem = f"`uv lock` could not start ({error})"
+        problem = f"`uv lock` did not finish within {timeout:g} s (is the package index reachable?)"
+    except OSError as failure:
+        problem = f"`uv lock` could not start ({failure})"
     else:
+        if result.returncode != 0 and lock_offline(uv, project_dir, timeout):
+            warn("the package index did not answer: locked from uv's cache (uv lock --offline)")
+            return None
         if result.returncode == 0 and lock_file.is_file():
-            return True
+            return None
         if result.returncode == 0:
             problem = "`uv lock` wrote no uv.lock here (is the directory inside a uv workspace?)"
         else:
-            problem = f"`uv lock` failed with exit status {result.returncode} (see above)"
+            problem = (
+                f"`uv lock` failed with exit status {result.returncode} (uv says why above; if it "
+                f"found no Python {python_version}, install it with `uv python install "
+                f"{python_version}` or answer another python_version)"
+            )
     if not had_lock:
         # Whatever uv left behind is not a lock of these dependencies.
         lock_file.unlink(missing_ok=True)
-    warn(f"{problem}, so dependencies are not locked. Run it again later: {later}")
-    return False
+    return problem
 
 
 def git_environment() -> dict[str, str]:
@@ -480,14 +508,17 @@ def init_git_repository(project_dir: Path, author_name: str, author_email: str) 
 
 
 def main(context: Mapping[str, object], project_dir: Path) -> int:
-    """Finish the project in project_dir; only a broken template makes this fail."""
+    """Finish the project in project_dir; 1 when it cannot be locked (the line says why)."""
     remove_unselected(project_dir, context)
     write_answers_file(project_dir / ANSWERS_FILE, context)
     template_dir = locate_template(context)
     origin = find_origin(context, template_dir)
     state = cruft_state(context, read_template_settings(template_dir), origin)
     write_cruft_file(project_dir / CRUFT_FILE, state)
-    lock_dependencies(project_dir)
+    problem = lock_dependencies(project_dir, str(context["python_version"]))
+    if problem is not None:
+        error(f"{problem}; nothing was generated")
+        return 1
     if context["init_git"] is True:
         init_git_repository(project_dir, str(context["author_name"]), str(context["author_email"]))
     return 0

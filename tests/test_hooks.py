@@ -677,7 +677,7 @@ def test_cruft_file_is_written_as_cruft_writes_it(post_gen: ModuleType, tmp_path
     assert (tmp_path / ".cruft.json").read_text(encoding="utf-8") == cruft_json_dumps(state)
 
 
-def test_lock_warns_with_command_when_uv_is_missing(
+def test_lock_says_why_when_uv_is_missing(
     post_gen: ModuleType,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -686,12 +686,11 @@ def test_lock_warns_with_command_when_uv_is_missing(
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "0"\n')
 
-    assert post_gen.lock_dependencies(tmp_path) is False
+    problem = post_gen.lock_dependencies(tmp_path, "3.12")
 
-    err = capsys.readouterr().err
-    assert "Locking dependencies with uv ..." in err
-    assert "WARNING: uv is not on PATH" in err
-    assert f"cd {tmp_path} && uv lock" in err
+    assert "Locking dependencies with uv ..." in capsys.readouterr().err
+    assert problem is not None
+    assert "uv is not on PATH" in problem
     assert not (tmp_path / "uv.lock").exists()
 
 
@@ -702,7 +701,7 @@ def test_lock_warns_with_command_when_uv_is_missing(
         ("echo half > uv.lock\nexec sleep 30\n", 0.5, "did not finish within 0.5 s"),
     ],
 )
-def test_lock_failure_warns_and_removes_half_written_lock(
+def test_lock_failure_says_why_and_removes_half_written_lock(
     *,
     post_gen: ModuleType,
     tmp_path: Path,
@@ -720,11 +719,11 @@ def test_lock_failure_warns_and_removes_half_written_lock(
     project.mkdir()
     (project / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "0"\n')
 
-    assert post_gen.lock_dependencies(project, timeout=timeout) is False
+    problem = post_gen.lock_dependencies(project, "3.12", timeout=timeout)
 
-    err = capsys.readouterr().err
-    assert reported in err
-    assert f"cd {project} && uv lock" in err
+    assert problem is not None
+    assert reported in problem
+    assert "Locking dependencies with uv ..." in capsys.readouterr().err
     assert not (project / "uv.lock").exists()
 
 
@@ -1018,9 +1017,22 @@ def test_init_git_makes_one_clean_commit_on_main(
     )
 
 
-def test_bake_without_uv_or_git_succeeds_with_warnings(cli_config: Path, tmp_path: Path) -> None:
-    empty_bin = tmp_path / "empty-bin"
-    empty_bin.mkdir()
+def test_bake_without_git_succeeds_with_a_warning(
+    post_gen: ModuleType, cli_config: Path, tmp_path: Path
+) -> None:
+    # uv and the Python it locks for stay reachable, git does not.
+    only_uv = tmp_path / "only-uv"
+    only_uv.mkdir()
+    uv = post_gen.find_uv(TEMPLATE_DIR)
+    assert uv is not None
+    (only_uv / "uv").symlink_to(uv)
+    found = subprocess.run(
+        [uv, "python", "find", DEFAULTS["python_version"][0]],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    python_dir = Path(found.stdout.strip()).parent
     out = tmp_path / "out"
 
     result = run_cookiecutter(
@@ -1030,15 +1042,52 @@ def test_bake_without_uv_or_git_succeeds_with_warnings(cli_config: Path, tmp_pat
         "init_git=yes",
         "-o",
         str(out),
-        path=str(empty_bin),
+        path=f"{only_uv}{os.pathsep}{python_dir}",
     )
 
     assert result.returncode == 0, result.stderr
     [project] = out.iterdir()
-    assert f"cd {project} && uv lock" in result.stderr
     assert "WARNING: git is not on PATH" in result.stderr
-    assert not (project / "uv.lock").exists()
+    assert (project / "uv.lock").is_file()
     assert not (project / ".git").exists()
     assert (project / ".cookiecutter.json").is_file()
     assert "so .cruft.json records no template commit" in result.stderr
     assert json.loads((project / ".cruft.json").read_text(encoding="utf-8"))["commit"] is None
+
+
+@pytest.mark.parametrize(
+    ("uv_script", "expected"),
+    [
+        (None, "uv is not on PATH"),
+        (
+            "#!/bin/sh\necho 'error: No interpreter found for Python >=3.12' >&2\nexit 2\n",
+            "install it with `uv python install 3.12`",
+        ),
+    ],
+)
+def test_bake_that_cannot_lock_fails_with_one_line_and_leaves_nothing(
+    cli_config: Path, tmp_path: Path, uv_script: str | None, expected: str
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if uv_script is not None:
+        executable(bin_dir / "uv", uv_script)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    result = run_cookiecutter(
+        cli_config,
+        "--no-input",
+        str(TEMPLATE_DIR),
+        "init_git=no",
+        "-o",
+        str(out),
+        path=f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin",
+    )
+
+    assert result.returncode != 0
+    ours = [line for line in result.stderr.splitlines() if "nothing was generated" in line]
+    assert len(ours) == 1, result.stderr
+    assert ours[0].startswith("error: ")
+    assert expected in ours[0]
+    assert list(out.iterdir()) == []

@@ -1,10 +1,19 @@
-"""Fixtures on the real PostgreSQL and Redis: a migrated test database, an app, a client."""
+"""Fixtures on the real PostgreSQL and Redis: a migrated test database, an app, a client.
+
+With TEST_DATABASE_URL or TEST_REDIS_URL unset, the run starts throwaway local servers (the dev
+group's PostgreSQL and Valkey) in a temporary directory, shared by the xdist workers, and
+removes them at the end.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import asyncpg
 import psycopg
@@ -20,6 +29,12 @@ from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.db.migrate import migrate
 from {{ cookiecutter.package_name }}.db.pool import Database
 from {{ cookiecutter.package_name }}.jobs.broker import build_broker
+from {{ cookiecutter.package_name }}.localservers import (
+    LocalPostgres,
+    LocalValkey,
+    start_postgres,
+    start_valkey,
+)
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from factor_report import (  # noqa: F401  # hooks of the twelve-factor report
@@ -29,7 +44,46 @@ from factor_report import (  # noqa: F401  # hooks of the twelve-factor report
     pytest_sessionfinish,
     pytest_terminal_summary,
 )
-from support import BASE_REDIS_URL, create_database, drop_database, make_settings
+from support import (
+    TEST_DATABASE_URL,
+    TEST_REDIS_URL,
+    base_redis_url,
+    create_database,
+    drop_database,
+    make_settings,
+)
+
+THROWAWAY_SERVERS = pytest.StashKey[tuple[Path, list[LocalPostgres | LocalValkey]]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start throwaway servers for what TEST_DATABASE_URL and TEST_REDIS_URL do not name."""
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker: the controller has started them and set the variables
+    wanted = [name for name in (TEST_DATABASE_URL, TEST_REDIS_URL) if not os.environ.get(name)]
+    if not wanted:
+        return
+    root = Path(tempfile.mkdtemp(prefix="tests-servers-"))
+    servers: list[LocalPostgres | LocalValkey] = []
+    config.stash[THROWAWAY_SERVERS] = (root, servers)
+    if TEST_DATABASE_URL in wanted:
+        postgres = start_postgres(root / "postgres")
+        servers.append(postgres)
+        postgres.tune_for_tests()
+        os.environ[TEST_DATABASE_URL] = postgres.url()
+    if TEST_REDIS_URL in wanted:
+        valkey = start_valkey(root / "valkey", persist=False)
+        servers.append(valkey)
+        os.environ[TEST_REDIS_URL] = valkey.url(0)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the throwaway servers and remove their data."""
+    root, servers = config.stash.get(THROWAWAY_SERVERS, (None, []))
+    for server in reversed(servers):
+        server.stop()
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +156,7 @@ async def client(app: FastAPI, redis: Redis) -> AsyncIterator[AsyncClient]:
 @pytest.fixture
 def redis_sync() -> Iterator[sync_redis.Redis]:
     """A blocking client on the test Redis database, emptied before the test."""
-    client = sync_redis.Redis.from_url(BASE_REDIS_URL, socket_timeout=5)
+    client = sync_redis.Redis.from_url(base_redis_url(), socket_timeout=5)
     client.flushdb()
     yield client
     client.close()

@@ -25,41 +25,55 @@ from {{ cookiecutter.package_name }}.settings import Settings
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 BIN_DIR = Path(sys.executable).parent
-BASE_DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_DATABASES = 16  # Redis' default number of logical databases
+# The servers the tests may use: their own variables, never DATABASE_URL and REDIS_URL, so a
+# shell that sourced .env cannot hand the tests the development data. Unset, conftest.py starts
+# throwaway local servers for the run and sets them. Tests create (and drop) databases of their
+# own on TEST_DATABASE_URL's server, and empty Redis databases of TEST_REDIS_URL's number and up.
+TEST_DATABASE_URL = "TEST_DATABASE_URL"
+TEST_REDIS_URL = "TEST_REDIS_URL"
 
 
 def _worker_redis_url(url: str) -> str:
-    """REDIS_URL's database moved on by two per xdist worker (gw0 keeps it, gw1 takes +2): each
-    worker empties its own database and the one after it (other_redis_url)."""
+    """TEST_REDIS_URL's database moved on by two per xdist worker (gw0 keeps it, gw1 takes +2):
+    each worker empties its own database and the one after it (other_redis_url)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     base, _, number = url.rpartition("/")
     index = (int(number) if number.isdigit() else 0) + 2 * int(worker.removeprefix("gw") or 0)
     if index + 1 >= REDIS_DATABASES:
         raise RuntimeError(
-            f"REDIS_URL {url}: test worker {worker} would need Redis databases {index} and "
-            f"{index + 1}; choose a lower database in REDIS_URL or fewer workers (pytest -n)"
+            f"{TEST_REDIS_URL}: test worker {worker} would need Redis databases {index} and "
+            f"{index + 1}; choose a lower database there or fewer workers (pytest -n)"
         )
     return f"{base}/{index}"
 
 
-BASE_REDIS_URL = _worker_redis_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/10"))
+def base_database_url() -> str:
+    """The server where the tests create their databases (set before any test runs)."""
+    return os.environ[TEST_DATABASE_URL]
+
+
+def base_redis_url() -> str:
+    """This xdist worker's first Redis database (the next one is other_redis_url's)."""
+    return _worker_redis_url(os.environ[TEST_REDIS_URL])
+
+
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 
 
 def _admin_conninfo() -> str:
-    url = make_url(BASE_DATABASE_URL.replace("postgres://", "postgresql://", 1))
+    url = make_url(base_database_url().replace("postgres://", "postgresql://", 1))
     return url.set(drivername="postgresql", database="postgres").render_as_string(
         hide_password=False
     )
 
 
 def create_database(label: str) -> str:
-    """Create an empty database and return its URL (same server and user as DATABASE_URL)."""
+    """Create an empty database and return its URL (TEST_DATABASE_URL's server and user)."""
     name = f"test_{{ cookiecutter.package_name }}_{label}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(_admin_conninfo(), autocommit=True) as connection:
         connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_url(BASE_DATABASE_URL.replace("postgres://", "postgresql://", 1))
+    url = make_url(base_database_url().replace("postgres://", "postgresql://", 1))
     return url.set(database=name).render_as_string(hide_password=False)
 
 
@@ -165,12 +179,12 @@ def stop(process: subprocess.Popen[str], timeout: float = 10.0) -> tuple[int, st
     return process.returncode, out, err
 
 
-def make_settings(database_url: str, redis_url: str = BASE_REDIS_URL, **extra: object) -> Settings:
+def make_settings(database_url: str, redis_url: str | None = None, **extra: object) -> Settings:
     """Settings for tests, given explicitly so that no stray environment variable leaks in."""
     values: dict[str, object] = {
         "app_env": "test",
         "database_url": SecretStr(database_url),
-        "redis_url": SecretStr(redis_url),
+        "redis_url": SecretStr(redis_url or base_redis_url()),
         "secret_key": SecretStr(TEST_SECRET),
         "allowed_hosts": ["testserver", "localhost", "127.0.0.1"],
     }

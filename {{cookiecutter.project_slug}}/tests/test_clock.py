@@ -10,7 +10,7 @@ import pytest
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 
-from support import BASE_REDIS_URL, Service, service_env, wait_until
+from support import base_redis_url, Service, service_env, wait_until
 
 pytestmark = pytest.mark.process
 
@@ -23,7 +23,7 @@ def _scheduled(broker: RedisBroker) -> list[str]:
 def test_two_clocks_enqueue_every_tick_exactly_once(database_url: str, broker: RedisBroker) -> None:
     tick = 0.2
     env = service_env(
-        DATABASE_URL=database_url, REDIS_URL=BASE_REDIS_URL, CLOCK_TICK_SECONDS=str(tick)
+        DATABASE_URL=database_url, REDIS_URL=base_redis_url(), CLOCK_TICK_SECONDS=str(tick)
     )
     clocks = [Service("clock", env), Service("clock", env)]
     try:

@@ -11,7 +11,7 @@ import pytest
 from redis import Redis
 
 from support import (
-    BASE_REDIS_URL,
+    base_redis_url,
     create_database,
     drop_database,
     free_port,
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.process
 
 def test_web_starts_from_env_alone_and_logs_only_json(database_url: str) -> None:
     port = free_port()
-    env = service_env(DATABASE_URL=database_url, REDIS_URL=BASE_REDIS_URL, PORT=str(port))
+    env = service_env(DATABASE_URL=database_url, REDIS_URL=base_redis_url(), PORT=str(port))
     web = start("web", env)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", web)
@@ -52,7 +52,7 @@ def test_web_starts_from_env_alone_and_logs_only_json(database_url: str) -> None
 
 
 def test_web_without_database_url_exits_at_once_naming_it() -> None:
-    env = service_env(REDIS_URL=BASE_REDIS_URL, PORT=str(free_port()), DATABASE_URL="")
+    env = service_env(REDIS_URL=base_redis_url(), PORT=str(free_port()), DATABASE_URL="")
     web = start("web", env)
     code = web.wait(timeout=5)
     out, err = web.communicate()
@@ -65,7 +65,7 @@ def test_web_without_database_url_exits_at_once_naming_it() -> None:
 def test_release_processes_started_at_once_all_succeed() -> None:
     url = create_database("release")
     try:
-        env = service_env(DATABASE_URL=url, REDIS_URL=BASE_REDIS_URL)
+        env = service_env(DATABASE_URL=url, REDIS_URL=base_redis_url())
         releases = [start("release", env) for _ in range(4)]
         results = [(p.wait(timeout=60), *p.communicate()) for p in releases]
         assert [code for code, _, _ in results] == [0, 0, 0, 0], results
@@ -83,7 +83,7 @@ def test_release_processes_started_at_once_all_succeed() -> None:
 def test_release_gives_up_on_an_unreachable_database_within_its_bound() -> None:
     env = service_env(
         DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/none",
-        REDIS_URL=BASE_REDIS_URL,
+        REDIS_URL=base_redis_url(),
         DB_WAIT_TIMEOUT="1",
     )
     started = time.monotonic()
@@ -97,7 +97,7 @@ def test_release_gives_up_on_an_unreachable_database_within_its_bound() -> None:
 
 def test_backing_services_are_swapped_by_environment_alone(database_url: str) -> None:
     second_db = create_database("swap")
-    second_redis = other_redis_url(BASE_REDIS_URL)
+    second_redis = other_redis_url(base_redis_url())
     port = free_port()
     try:
         env = service_env(DATABASE_URL=second_db, REDIS_URL=second_redis, PORT=str(port))
@@ -123,7 +123,7 @@ def test_backing_services_are_swapped_by_environment_alone(database_url: str) ->
 def test_seed_notes_inserts_in_batches_and_reports_progress(
     database_url: str, committed: psycopg.Connection
 ) -> None:
-    env = service_env(DATABASE_URL=database_url, REDIS_URL=BASE_REDIS_URL)
+    env = service_env(DATABASE_URL=database_url, REDIS_URL=base_redis_url())
     result = run_admin(env, "seed-notes", "1500")
     assert result.returncode == 0, result.stderr
     assert "seeded 1000/1500" in result.stderr

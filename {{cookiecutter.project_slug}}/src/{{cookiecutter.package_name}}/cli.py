@@ -30,10 +30,17 @@ Handler = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 
 async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     """Upgrade the schema to head (the `release` process type)."""
-    from .db.migrate import DatabaseUnavailableError, migrate  # noqa: PLC0415
+    from .db.migrate import (  # noqa: PLC0415
+        DatabaseRefusedError,
+        DatabaseUnavailableError,
+        migrate,
+    )
 
     try:
         before, after = await migrate(settings, args.target)
+    except DatabaseRefusedError as error:
+        fail(str(error))
+        return EXIT_CONFIG
     except DatabaseUnavailableError as error:
         fail(str(error))
         return EXIT_DATABASE_WAIT

@@ -18,6 +18,12 @@ import structlog
 
 # Loggers of libraries that otherwise print their own formats or their own access lines.
 _LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic", "dramatiq")
+# Alembic's set-up chatter on every run (plugins loaded, dialect chosen): no event for a reader.
+_ALEMBIC_CHATTER = ("Context impl ", "Will assume ")
+
+
+def _not_alembic_chatter(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith(_ALEMBIC_CHATTER)
 
 
 def _render(_: Any, __: str, event_dict: structlog.typing.EventDict) -> bytes:
@@ -100,6 +106,9 @@ def configure_logging(level: str = "INFO") -> None:
         library_logger.propagate = True
     # uvicorn's own access lines are replaced by ours, which carry the request id.
     logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    migration_logger = logging.getLogger("alembic.runtime.migration")
+    migration_logger.filters[:] = [_not_alembic_chatter]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Literal
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -28,6 +29,16 @@ def _package_version() -> str:
         return version("{{ cookiecutter.project_slug }}")
     except PackageNotFoundError:  # running from a source tree that was never installed
         return "0+unknown"
+
+
+def _split_url(raw: str) -> SplitResult:
+    """The URL's parts; ValueError (naming no part of the value) when its port is malformed."""
+    parts = urlsplit(raw)
+    try:
+        parts.port  # noqa: B018  # parsing the port is the check
+    except ValueError:
+        raise ValueError("has a malformed port (a number from 1 to 65535)") from None
+    return parts
 
 
 class ConfigError(Exception):
@@ -97,6 +108,9 @@ class Settings(BaseSettings):
         scheme, sep, rest = raw.partition("://")
         if not sep or scheme not in _POSTGRES_SCHEMES or not rest:
             raise ValueError("must be a PostgreSQL URL: postgresql://user:password@host:port/name")
+        parts = _split_url(raw)
+        if not parts.hostname and "host" not in parse_qs(parts.query):
+            raise ValueError("names no host: postgresql://user:password@host:port/name")
         return SecretStr(f"{_POSTGRES_SCHEMES[scheme]}://{rest}")
 
     @field_validator("redis_url")
@@ -105,6 +119,15 @@ class Settings(BaseSettings):
         raw = value.get_secret_value().strip()
         if not raw.startswith(_REDIS_SCHEMES) or raw.endswith("://"):
             raise ValueError("must be a Redis URL: redis://host:port/db or rediss://...")
+        parts = _split_url(raw)
+        if parts.scheme == "unix" and not parts.path:
+            raise ValueError("names no socket: unix:///path/to/socket?db=0")
+        if parts.scheme != "unix":
+            if not parts.hostname:
+                raise ValueError("names no host: redis://host:port/db")
+            database = parts.path.strip("/")
+            if database and not database.isdigit():
+                raise ValueError("has a malformed database number: redis://host:port/db")
         return SecretStr(raw)
 
     @field_validator("secret_key")

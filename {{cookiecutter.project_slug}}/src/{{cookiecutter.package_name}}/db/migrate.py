@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -28,6 +29,41 @@ class DatabaseUnavailableError(Exception):
     """The database did not answer within the allowed wait."""
 
 
+class DatabaseRefusedError(Exception):
+    """The server answered and refused: waiting longer cannot help. The message says the fix."""
+
+
+# What PostgreSQL answers when the URL itself is wrong (libpq gives no SQLSTATE for these).
+_REFUSALS = (
+    (
+        re.compile(r'database "([^"]+)" does not exist'),
+        'database "{0}" does not exist: create it (createdb {0}) or fix DATABASE_URL',
+    ),
+    (
+        re.compile(r'role "([^"]+)" does not exist'),
+        'PostgreSQL has no user "{0}": fix the user in DATABASE_URL',
+    ),
+    (
+        re.compile(r'password authentication failed for user "([^"]+)"'),
+        'PostgreSQL refused the password of user "{0}": fix DATABASE_URL',
+    ),
+    (
+        re.compile(r"no pg_hba\.conf entry"),
+        "PostgreSQL refuses this client (pg_hba.conf): fix DATABASE_URL or the server's rules",
+    ),
+)
+
+
+def refusal(error: BaseException) -> str | None:
+    """The one-line cause and fix when error is a refusal no retry can mend, else None."""
+    text = str(error)
+    for pattern, message in _REFUSALS:
+        found = pattern.search(text)
+        if found:
+            return message.format(*found.groups())
+    return None
+
+
 def alembic_config() -> Config:
     """Alembic's configuration, pointing at the migrations inside this package."""
     config = Config()
@@ -45,16 +81,19 @@ def _current_revision(connection: Connection) -> str | None:
 
 
 async def connect_with_retry(engine: AsyncEngine, wait_seconds: float) -> AsyncConnection:
-    """Connect, retrying until wait_seconds have passed; then raise DatabaseUnavailableError."""
+    """Connect, retrying while the server is not reachable yet, until wait_seconds have passed
+    (then DatabaseUnavailableError); a refusal (no such database, user or password) raises
+    DatabaseRefusedError at once."""
     deadline = time.monotonic() + wait_seconds
     attempt = 0
     while True:
         attempt += 1
         try:
             return await engine.connect()
-        except OSError as error:
-            reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-        except Exception as error:  # driver errors have many types; we retry all
+        except Exception as error:  # driver errors have many types; refusals are told apart
+            cause = refusal(error)
+            if cause is not None:
+                raise DatabaseRefusedError(cause) from None
             reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         remaining = deadline - time.monotonic()
         if remaining <= 0:

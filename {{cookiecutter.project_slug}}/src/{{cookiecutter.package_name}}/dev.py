@@ -1,0 +1,444 @@
+"""The `-dev` command: the whole service on a developer's machine, until Ctrl-C.
+
+It plays the platform. It starts local PostgreSQL and Valkey servers when `DATABASE_URL` or
+`REDIS_URL` is unset (data in `.local/`), creates the database, runs the release, then runs web,
+worker and clock from their Procfile commands with an environment it builds, restarting them
+when a file under `src/` changes. The app processes still read nothing but that environment.
+Written here rather than taken from honcho, which can neither start the servers nor restart
+on a change, and stops every process when one exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import os
+import secrets
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from . import localservers
+
+PROCESS_TYPES = ("web", "worker", "clock")
+DATABASE_NAME = "{{ cookiecutter.package_name }}"  # the name .env.example and compose use
+DEFAULT_PORT = 8000
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 25.0  # longer than web's and the worker's own shutdown bounds below
+# Shorter stop bounds than production's, so that a restart after a change takes a moment.
+DEV_DEFAULTS = {
+    "APP_ENV": "development",
+    "LOG_LEVEL": "INFO",
+    "GRACEFUL_TIMEOUT": "5",
+    "WORKER_SHUTDOWN_TIMEOUT": "5",
+    "PYTHONUNBUFFERED": "1",
+}
+EXIT_FAILED = 1
+EXIT_CONFIG = 78
+
+
+class DevError(Exception):
+    """Something the developer must fix; the message says what, in one line."""
+
+
+def project_root(start: Path) -> Path:
+    """The nearest directory at or above start that holds pyproject.toml (else start)."""
+    for directory in (start, *start.parents):
+        if (directory / "pyproject.toml").is_file():
+            return directory
+    return start
+
+
+class Output:
+    """Every line of every process, prefixed by its name; readable on a terminal, else raw."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.terminal = stream.isatty()
+        self.lock = threading.Lock()
+        self.renderer: Any = None
+        if self.terminal:
+            import structlog  # noqa: PLC0415  # only for the readable rendering
+
+            self.renderer = structlog.dev.ConsoleRenderer(colors=True, sort_keys=False)
+
+    def line(self, name: str, text: str) -> None:
+        """Write one line of process `name`."""
+        text = text.rstrip("\n")
+        if self.renderer is not None:
+            text = self._readable(text)
+        with self.lock:
+            self.stream.write(f"{name:<7}| {text}\n")
+            self.stream.flush()
+
+    def _readable(self, text: str) -> str:
+        try:
+            event = json.loads(text)
+        except ValueError:
+            return text
+        if not isinstance(event, dict) or "event" not in event:
+            return text
+        timestamp = str(event.pop("ts", ""))
+        event["timestamp"] = timestamp[11:19]  # HH:MM:SS of the UTC time
+        event.pop("logger", None)
+        return str(self.renderer(None, "info", event))
+
+
+@dataclass
+class Child:
+    """One process type, run from its Procfile command, its output copied line by line."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    cwd: Path
+    output: Output
+    process: subprocess.Popen[str] | None = None
+    reader: threading.Thread | None = None
+    restarts: int = field(default=0)
+
+    def start(self) -> None:
+        """Start the process in a session of its own: Ctrl-C reaches only this command."""
+        self.process = subprocess.Popen(  # noqa: S603  # the Procfile's own commands
+            self.command,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.reader = threading.Thread(target=self._copy, args=(self.process,), daemon=True)
+        self.reader.start()
+
+    def _copy(self, process: subprocess.Popen[str]) -> None:
+        for text in process.stdout or ():
+            self.output.line(self.name, text)
+
+    def exit_code(self) -> int | None:
+        """The exit code once the process has ended, else None."""
+        return None if self.process is None else self.process.poll()
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """SIGTERM, as a platform stops a process; SIGKILL after timeout."""
+        process = self.process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.output.line("dev", f"{self.name} did not stop within {timeout:g} s: killed")
+            process.kill()
+            process.wait()
+        if self.reader is not None:
+            self.reader.join(timeout=5)
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def kill(self) -> None:
+        """SIGKILL at once (a second Ctrl-C)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+
+
+class Stop:
+    """SIGINT, SIGTERM and SIGHUP as a flag; the main thread acts on it."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.count = 0
+
+    def install(self) -> Stop:
+        """Handle the stop signals from now on."""
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, _signum: int, _frame: FrameType | None) -> None:
+        self.count += 1
+        self.event.set()
+
+
+def procfile_commands(root: Path, bin_dir: Path) -> dict[str, list[str]]:
+    """The Procfile's commands by process type, their programs resolved in this environment."""
+    commands = {}
+    for line in (root / "Procfile").read_text().splitlines():
+        name, sep, command = line.partition(":")
+        if sep and command.strip():
+            program, *args = shlex.split(command)
+            commands[name.strip()] = [str(bin_dir / program), *args]
+    return commands
+
+
+def check_port_free(port: int) -> None:
+    """Fail with one line when something already listens on the web port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", port))  # noqa: S104  # where web will bind
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            raise DevError(
+                f"port {port} is taken (another dev run, or another service?): stop that, "
+                f"or choose another port: PORT={port + 1} uv run ...-dev"
+            ) from None
+
+
+def secret_key(local: Path) -> str:
+    """A random SECRET_KEY for this checkout, made once and kept in .local/."""
+    path = local / "secret_key"
+    if not path.exists():
+        local.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def wait_ready(url: str, children: list[Child], stop: Stop, timeout: float) -> None:
+    """Poll url until it answers 200; fail if a process exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not stop.event.is_set():
+        for child in children:
+            code = child.exit_code()
+            if code is not None:
+                raise DevError(f"{child.name} exited with code {code} while starting (see above)")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:  # noqa: S310  # our own URL
+                if answer.status == HTTPStatus.OK:
+                    return
+        except OSError:
+            pass
+        stop.event.wait(0.2)
+    if not stop.event.is_set():
+        raise DevError(f"{url} did not answer 200 within {timeout:g} s (see the lines above)")
+
+
+def watch_sources(source: Path, on_change: Any, stop: Stop) -> threading.Thread:
+    """Call on_change with the changed paths whenever a Python file under source changes."""
+    import watchfiles  # noqa: PLC0415  # only the dev command watches files
+
+    def run() -> None:
+        for changes in watchfiles.watch(
+            source, watch_filter=watchfiles.PythonFilter(), stop_event=stop.event, debounce=300
+        ):
+            on_change(sorted({Path(path).name for _, path in changes}))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The dev command line; the environment says the rest."""
+    parser = argparse.ArgumentParser(
+        prog="{{ cookiecutter.package_name }}-dev",
+        description=(
+            "Run the whole service locally: local PostgreSQL and Valkey unless DATABASE_URL and "
+            "REDIS_URL are set, the release, then web, worker and clock until Ctrl-C."
+        ),
+    )
+    commands = parser.add_subparsers(dest="action", metavar="ACTION")
+    run = commands.add_parser(
+        "run",
+        help="run one command in the dev environment, e.g. alembic revision --autogenerate",
+        description="Run one command with the environment the app processes get (the local "
+        "servers started if needed, the schema migrated), then stop what was started.",
+    )
+    run.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
+    return parser
+
+
+class Dev:
+    """One run of the dev command."""
+
+    def __init__(self, root: Path, environ: dict[str, str], output: Output) -> None:
+        self.root = root
+        self.local = root / ".local"
+        self.environ = environ
+        self.output = output
+        self.stop = Stop()
+        self.servers: list[Any] = []
+        self.children: list[Child] = []
+        self.restart_lock = threading.Lock()
+
+    def say(self, text: str) -> None:
+        """A line of the dev command itself."""
+        self.output.line("dev", text)
+
+    def environment(self) -> dict[str, str]:
+        """The environment of every app process: the platform's part is ours to fill in."""
+        env = dict(DEV_DEFAULTS) | self.environ
+        env.setdefault("PORT", str(DEFAULT_PORT))
+        if not env.get("SECRET_KEY"):
+            env["SECRET_KEY"] = secret_key(self.local)
+        if not env.get("DATABASE_URL"):
+            postgres = localservers.start_postgres(self.local / "postgres")
+            if postgres.reused:
+                self.say("using the local PostgreSQL that is running (.local/postgres)")
+            else:
+                self.say("started the local PostgreSQL (.local/postgres)")
+                self.servers.append(postgres)
+            if postgres.create_database(DATABASE_NAME):
+                self.say(f"created database {DATABASE_NAME}")
+            env["DATABASE_URL"] = postgres.url(DATABASE_NAME)
+        if not env.get("REDIS_URL"):
+            running = localservers.running_valkey_url(self.local / "valkey")
+            if running:
+                self.say("using the local Valkey that is running (.local/valkey)")
+                env["REDIS_URL"] = running
+            else:
+                valkey = localservers.start_valkey(self.local / "valkey", persist=True)
+                self.say("started the local Valkey (.local/valkey)")
+                self.servers.append(valkey)
+                env["REDIS_URL"] = valkey.url(0)
+        return env
+
+    def run_command(self, command: list[str]) -> int:
+        """Run one command in the dev environment (servers started, schema at head)."""
+        self.stop.install()
+        commands = procfile_commands(self.root, Path(sys.executable).parent)
+        try:
+            env = self.environment()
+            self.release(commands, env)
+            try:
+                completed = subprocess.run(command, env=env, cwd=self.root, check=False)  # noqa: S603  # the developer's own command
+            except FileNotFoundError:
+                raise DevError(f"no such command: {command[0]}") from None
+            return completed.returncode
+        finally:
+            self.shutdown()
+
+    def release(self, commands: dict[str, list[str]], env: dict[str, str]) -> None:
+        """Run the release process type to its end, as a platform does before the others."""
+        release = Child("release", commands["release"], env, self.root, self.output)
+        release.start()
+        while release.exit_code() is None:
+            if self.stop.event.wait(0.1):
+                release.stop()
+                return
+        release.stop()
+        code = release.exit_code()
+        if code:
+            raise DevError(f"the release failed with exit code {code} (see its line above)")
+
+    def restart(self, changed: list[str]) -> None:
+        """Restart every app process after a change under src/ (web, worker and clock all run
+        the project's code)."""
+        with self.restart_lock:
+            if self.stop.event.is_set():
+                return
+            self.say(f"changed: {', '.join(changed)}; restarting {', '.join(PROCESS_TYPES)}")
+            for child in self.children:
+                child.stop()
+            for child in self.children:
+                child.restarts += 1
+                child.start()
+
+    def run(self) -> int:
+        """Start everything, wait for Ctrl-C, stop everything; the exit code."""
+        self.stop.install()
+        try:
+            port = int(self.environ.get("PORT") or DEFAULT_PORT)
+        except ValueError:
+            raise DevError("PORT must be a number") from None
+        check_port_free(port)
+        commands = procfile_commands(self.root, Path(sys.executable).parent)
+        try:
+            env = self.environment()
+            self.release(commands, env)
+            if self.stop.event.is_set():
+                return 0
+            self.children = [
+                Child(name, commands[name], env, self.root, self.output) for name in PROCESS_TYPES
+            ]
+            for child in self.children:
+                child.start()
+            base = f"http://127.0.0.1:{port}"
+            wait_ready(f"{base}/readyz", self.children, self.stop, READY_TIMEOUT)
+            if not self.stop.event.is_set():
+                self.banner(base)
+                watch_sources(self.root / "src", self.restart, self.stop)
+                self.supervise()
+        finally:
+            self.shutdown()
+        return 0
+
+    def banner(self, base: str) -> None:
+        """Where the service answers, and a request to paste."""
+        note = '{"title": "Hello", "body": "my first note"}'
+        self.say(f"ready: {base}  (API docs: {base}/docs; Ctrl-C stops everything)")
+        self.say(
+            f"try: curl -s -X POST {base}/api/v1/notes -H 'Content-Type: application/json' "
+            f"-d '{note}'"
+        )
+        self.say(f"     curl -s {base}/api/v1/notes")
+
+    def supervise(self) -> None:
+        """Until Ctrl-C: report a process that exits; the next change starts it again."""
+        reported: set[tuple[str, int]] = set()
+        while not self.stop.event.wait(0.2):
+            with self.restart_lock:
+                for child in self.children:
+                    code = child.exit_code()
+                    if code is not None and (child.name, child.restarts) not in reported:
+                        reported.add((child.name, child.restarts))
+                        self.say(f"{child.name} exited with code {code}; save a file to restart")
+
+    def shutdown(self) -> None:
+        """Stop the app processes (in parallel), then the servers; nothing is left running."""
+        with self.restart_lock:
+            if self.children:
+                self.say("stopping web, worker and clock")
+            killer = threading.Thread(target=self._kill_on_second_signal, daemon=True)
+            killer.start()
+            stoppers = [threading.Thread(target=child.stop) for child in self.children]
+            for thread in stoppers:
+                thread.start()
+            for thread in stoppers:
+                thread.join()
+        for server in reversed(self.servers):
+            server.stop()
+        if self.servers:
+            self.say("stopped the local servers; their data stays in .local/")
+
+    def _kill_on_second_signal(self) -> None:
+        first = self.stop.count
+        while any(child.exit_code() is None for child in self.children):
+            if self.stop.count > max(first, 1):
+                for child in self.children:
+                    child.kill()
+                return
+            time.sleep(0.1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of `-dev`."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.action == "run" and not args.command:
+        parser.error("run needs a command, e.g.: run alembic revision --autogenerate -m 'x'")
+    output = Output(sys.stdout)
+    root = project_root(Path.cwd())
+    # The dev command is the platform here: it reads the developer's environment and hands the
+    # app processes theirs. The app's own modules read only their settings.
+    dev = Dev(root, dict(os.environ), output)
+    try:
+        code = dev.run_command(args.command) if args.action == "run" else dev.run()
+    except (DevError, localservers.LocalServerError) as error:
+        print(f"error: {error}", file=sys.stderr)  # noqa: T201  # one line for a human
+        code = EXIT_FAILED
+    sys.exit(code)
