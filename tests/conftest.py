@@ -1,11 +1,23 @@
-"""Shared helpers of the generation tests: where the template is and how to bake it."""
+"""Shared helpers of the generation tests: where the template is, how to bake it, and the
+PostgreSQL and Redis-compatible servers the bakes' own suites run on.
+
+The servers are TEST_DATABASE_URL's and TEST_REDIS_URL's, as for a generated project's suite;
+unset, the run starts throwaway local ones with the generated project's own localservers module
+(the template's dev group brings the same packages) and removes them at the end.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -13,8 +25,64 @@ from cookiecutter.main import cookiecutter
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 DEFAULTS: dict[str, Any] = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
-# This machine's PostgreSQL, where tests create and drop the databases of their bakes.
-ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+PROJECT_TEMPLATE = TEMPLATE_DIR / "{{cookiecutter.project_slug}}"
+LOCAL_SERVERS = PROJECT_TEMPLATE / "src" / "{{cookiecutter.package_name}}" / "localservers.py"
+TEST_DATABASE_URL = "TEST_DATABASE_URL"
+TEST_REDIS_URL = "TEST_REDIS_URL"
+THROWAWAY = pytest.StashKey[tuple[Path, list[Any]]]()
+
+
+def _local_servers() -> ModuleType:
+    """The generated project's localservers.py (plain Python, no template syntax), imported."""
+    spec = importlib.util.spec_from_file_location("template_localservers", LOCAL_SERVERS)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start throwaway servers for what TEST_DATABASE_URL and TEST_REDIS_URL do not name."""
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker: the controller started them and set the variables
+    wanted = [name for name in (TEST_DATABASE_URL, TEST_REDIS_URL) if not os.environ.get(name)]
+    if not wanted:
+        return
+    local = _local_servers()
+    root = Path(tempfile.mkdtemp(prefix="template-tests-"))
+    servers: list[Any] = []
+    config.stash[THROWAWAY] = (root, servers)
+    if TEST_DATABASE_URL in wanted:
+        postgres = local.start_postgres(root / "postgres")
+        servers.append(postgres)
+        postgres.tune_for_tests()
+        os.environ[TEST_DATABASE_URL] = postgres.url()
+    if TEST_REDIS_URL in wanted:
+        valkey = local.start_valkey(root / "valkey", persist=False)
+        servers.append(valkey)
+        os.environ[TEST_REDIS_URL] = valkey.url(0)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the throwaway servers and remove their data."""
+    root, servers = config.stash.get(THROWAWAY, (None, []))
+    for server in reversed(servers):
+        server.stop()
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def database_url(name: str) -> str:
+    """The URL of database `name` on the tests' PostgreSQL server."""
+    return urlunsplit(urlsplit(os.environ[TEST_DATABASE_URL])._replace(path=f"/{name}"))
+
+
+def redis_url(database: int) -> str:
+    """The URL of logical database `database` on the tests' Redis-compatible server."""
+    base, _, _ = os.environ[TEST_REDIS_URL].rpartition("/")
+    return f"{base}/{database}"
 
 
 # The tests that run a generated project's own suite (marked `heavy`), by name. xdist runs them
@@ -27,6 +95,7 @@ HEAVY_TESTS = frozenset(
         "test_an_untouched_project_passes_every_factor",
         "test_exercise_fails_exactly_its_named_test",
         "test_update_brings_template_changes_keeps_local_edits_and_passes_own_tests",
+        "test_readme_commands_run_and_test_the_service_where_no_server_is_reachable",
     }
 )
 
@@ -57,7 +126,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 def admin_connection() -> psycopg.Connection[Any]:
     """An autocommit connection for CREATE and DROP DATABASE."""
-    return psycopg.connect(ADMIN_DATABASE_URL, autocommit=True)
+    return psycopg.connect(database_url("postgres"), autocommit=True)
 
 
 def bake(output_dir: Path, **answers: Any) -> Path:

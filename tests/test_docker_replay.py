@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import admin_connection, bake
+from conftest import admin_connection, bake, database_url, redis_url
 from psycopg import sql
 
 DEV_TOOLS = ("pytest", "mypy", "ruff")
@@ -105,7 +105,7 @@ def database() -> Iterator[str]:
     name = f"tmpl_docker_{int(time.time() * 1000)}"
     with admin_connection() as connection:
         connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    yield database_url(name)
     with admin_connection() as connection:
         connection.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
@@ -176,7 +176,7 @@ def test_image_steps_replayed_run_release_and_web_from_env_alone(
         "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
         "PYTHONUNBUFFERED": "1",
         "DATABASE_URL": database,
-        "REDIS_URL": "redis://127.0.0.1:6379/1",
+        "REDIS_URL": redis_url(1),
         "SECRET_KEY": "replay-secret-key-0123456789-abcdefghijklmnop",
         "ALLOWED_HOSTS": "*",
         "PORT": str(port),

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE_DIR, bake
+from conftest import TEMPLATE_DIR, bake, redis_url
 
 DOC = "docs/twelve-factor.md"
 DIFF_BLOCK = re.compile(r"^```diff\n(.*?)^```", re.DOTALL | re.MULTILINE)
@@ -99,7 +99,7 @@ def project(
     tmp_path_factory: pytest.TempPathFactory, clean_env: dict[str, str]
 ) -> tuple[Path, dict[str, str]]:
     baked = bake(tmp_path_factory.mktemp("exercises"), init_git="no")
-    env = {**clean_env, "UV_PYTHON_DOWNLOADS": "never", "REDIS_URL": "redis://127.0.0.1:6379/2"}
+    env = {**clean_env, "UV_PYTHON_DOWNLOADS": "never", "TEST_REDIS_URL": redis_url(2)}
     subprocess.run(
         ["uv", "sync", "--locked"], cwd=baked, env=env, check=True, capture_output=True, timeout=600
     )

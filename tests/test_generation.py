@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 import subprocess
 import tomllib
@@ -13,8 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import TEMPLATE_DIR, admin_connection, bake
-from psycopg import sql
+from conftest import TEMPLATE_DIR, admin_connection, bake, redis_url
 
 OPTIONS = {
     "python_version": ["3.12", "3.11", "3.13"],
@@ -208,37 +206,30 @@ def test_baked_project_passes_its_own_toolchain(
     answers = {"init_git": "no", **FULL_RUNS[label]}
     project = bake(tmp_path, **answers)
     package = answers_of(project)["package_name"]
-    # Each bake gets its own database. Its suite's three workers take Redis databases 2 to 7; the
-    # heavy tests run one at a time (conftest.HEAVY_TESTS), so the bakes can share them.
-    database = f"tmpl_{package}_{os.getpid()}"
-    redis_db = 2
-    with admin_connection() as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(database)))
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    # The bake's suite creates its own databases on the tests' server. Its three workers take
+    # Redis databases 2 to 7; the heavy tests run one at a time (conftest.HEAVY_TESTS), so the
+    # bakes can share them. DATABASE_URL and REDIS_URL, which its tests must ignore, name
+    # servers that do not exist.
     env = {
         **clean_env,
         "UV_PYTHON_DOWNLOADS": "never",
-        "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{database}",
-        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
+        "TEST_REDIS_URL": redis_url(2),
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/not_for_tests",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
     }
-    try:
-        where = (project, env)
-        _run(["uv", "sync", "--locked"], project, env)
-        version = _run(
-            ["uv", "run", "--no-sync", "python", "-c", "import sys; print(sys.version[:4])"],
-            project,
-            env,
-        )
-        assert version.strip() == (answers.get("python_version") or DEFAULT_PYTHON)
-        _run(["uv", "run", "--no-sync", "ruff", "check", "."], project, env)
-        _run(["uv", "run", "--no-sync", "ruff", "format", "--check", "."], project, env)
-        _run(["uv", "run", "--no-sync", "mypy"], project, env)
-        output = _run(["uv", "run", "--no-sync", "pytest", "-q", "-p", "no:cacheprovider"], *where)
-        assert re.search(r"\d+ passed", output), output[-2000:]
-        assert " skipped" not in output, output[-2000:]
-    finally:
-        with admin_connection() as connection:
-            connection.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
-            )
+    _run(["uv", "sync", "--locked"], project, env)
+    version = _run(
+        ["uv", "run", "--no-sync", "python", "-c", "import sys; print(sys.version[:4])"],
+        project,
+        env,
+    )
+    assert version.strip() == (answers.get("python_version") or DEFAULT_PYTHON)
+    _run(["uv", "run", "--no-sync", "ruff", "check", "."], project, env)
+    _run(["uv", "run", "--no-sync", "ruff", "format", "--check", "."], project, env)
+    _run(["uv", "run", "--no-sync", "mypy"], project, env)
+    output = _run(
+        ["uv", "run", "--no-sync", "pytest", "-q", "-p", "no:cacheprovider"], project, env
+    )
+    assert re.search(r"\d+ passed", output), output[-2000:]
+    assert " skipped" not in output, output[-2000:]
     assert _databases_like(f"test_{package}_") == [], "the project's tests left databases behind"

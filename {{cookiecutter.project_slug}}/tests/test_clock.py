@@ -10,7 +10,7 @@ import pytest
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 
-from support import base_redis_url, Service, service_env, wait_until
+from support import Service, base_redis_url, service_env, wait_until
 
 pytestmark = pytest.mark.process
 

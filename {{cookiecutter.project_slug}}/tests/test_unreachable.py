@@ -8,9 +8,9 @@ import time
 import pytest
 
 from support import (
-    base_redis_url,
     PROJECT_DIR,
     admin_command,
+    base_redis_url,
     free_port,
     procfile_command,
     service_env,

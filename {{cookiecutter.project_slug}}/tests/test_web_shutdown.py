@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from redis import Redis
 
-from support import base_redis_url, Service, free_port, service_env, wait_until
+from support import Service, base_redis_url, free_port, service_env, wait_until
 
 pytestmark = pytest.mark.process
 

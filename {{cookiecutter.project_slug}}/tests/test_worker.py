@@ -14,9 +14,9 @@ from dramatiq.brokers.redis import RedisBroker
 from {{ cookiecutter.package_name }}.jobs.queues import dead_letters, queue_depths
 
 from support import (
-    base_redis_url,
     FAST_JOBS,
     Service,
+    base_redis_url,
     free_port,
     insert_note,
     run_admin,

