@@ -1253,3 +1253,38 @@ def test_deploy_script_refuses_an_image_by_tag(github_project: Path, image: str)
     )
     assert result.returncode == 64
     assert "by digest" in result.stderr
+
+
+# --- the template repository's own CI ------------------------------------------------------------
+
+
+def test_template_ci_runs_the_readme_test_command_pinned_and_read_only() -> None:
+    workflows = sorted((TEMPLATE_DIR / ".github" / "workflows").glob("*.y*ml"))
+    assert workflows, "the template repository has no CI workflow"
+    run_tool("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+    timeouts = "custom.github-workflows-require-timeout"
+    run_tool("check-jsonschema", "--builtin-schema", timeouts, *workflows)
+    run_tool("zizmor", "--offline", "--no-progress", *workflows)
+    ci_run = (TEMPLATE_DIR / ".ci" / "run").read_text()
+    test_command = ci_run.strip().splitlines()[-1]
+    workflow = load_yaml(TEMPLATE_DIR / ".github" / "workflows" / "ci.yml")
+    trigger = workflow.get("on", workflow.get(True))
+    assert {"push", "pull_request"} <= set(trigger)
+    assert workflow["permissions"] == {"contents": "read"}
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    assert any(step.get("run") == test_command for step in steps), test_command
+    for step in steps:
+        if "uses" in step:
+            assert re.fullmatch(r"[^@]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+        if step.get("uses", "").startswith("actions/checkout@"):
+            assert step["with"]["persist-credentials"] is False
+    for job in workflow["jobs"].values():
+        assert "permissions" not in job or "write" not in json.dumps(job["permissions"])
+        images = {service["image"] for service in job.get("services", {}).values()}
+        assert images <= ci_backing_images_of_template_project(), images
+
+
+def ci_backing_images_of_template_project() -> set[str]:
+    """The backing-service images the generated GitHub workflow uses, read from the template."""
+    text = TEMPLATE_DIR / "{{cookiecutter.project_slug}}" / ".github" / "workflows" / "ci.yml"
+    return set(re.findall(r"image: ((?:postgres|valkey/valkey):\S+)", text.read_text()))
