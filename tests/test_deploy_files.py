@@ -8,8 +8,10 @@ that it agrees with the Procfile, with the other files and with the promises in 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -45,10 +47,19 @@ DEPLOY_FILES = (
     ".dockerignore",
     "compose.yaml",
     "app.json",
+    "renovate.json",
     ".github/workflows/ci.yml",
+    ".github/workflows/relock.yml",
     ".github/dependabot.yml",
     ".gitlab-ci.yml",
 )
+# The oldest Kubernetes the manifests support (the preStop `sleep` action is on by default from
+# 1.30) and the newest the validator knows; the rendered overlay must be valid for both.
+KUBERNETES_VERSIONS = ("1.30", "1.37")
+BACKING_IMAGES = {"postgres", "valkey/valkey", "redis"}
+# Where CI may point DATABASE_URL: its own service containers, never a secret or variable.
+SERVICE_DATABASE_URL = re.compile(r"^postgres(?:ql)?://postgres@(?:127\.0\.0\.1|postgres):5432/")
+ZERO_DIGEST = "sha256:" + "0" * 64
 
 
 # --- bakes: one per CI option, each with another Python version -------------------------------
@@ -212,7 +223,7 @@ def ci_backing_images(project: Path) -> set[str]:
             if isinstance(job, dict):
                 for service in job.get("services", []):
                     images.add(service["name"] if isinstance(service, dict) else service)
-    return {image for image in images if image.split(":")[0] in {"postgres", "redis"}}
+    return {image for image in images if image.split(":")[0] in BACKING_IMAGES}
 
 
 def dockerfile_user_id(project: Path) -> int:
@@ -458,20 +469,32 @@ def test_workflow_permissions_are_least_privilege(github_project: Path) -> None:
     workflow = load_yaml(github_project / ".github" / "workflows" / "ci.yml")
     assert workflow["permissions"] == {"contents": "read"}
     writers = {
-        name
+        name: job["permissions"]
         for name, job in workflow["jobs"].items()
         if "write" in json.dumps(job.get("permissions", {}))
     }
-    assert writers == {"publish"}
-    assert workflow["jobs"]["publish"]["permissions"] == {"contents": "read", "packages": "write"}
+    # Only the jobs that run no code of the pull request's dependencies can write: publish
+    # pushes and signs the archive the read-only image job built; deploy signs in to the cluster.
+    assert writers == {
+        "publish": {"contents": "read", "packages": "write", "id-token": "write"},
+        "deploy": {"contents": "read", "id-token": "write"},
+    }
     assert "concurrency" in workflow
+    relock = load_yaml(github_project / ".github" / "workflows" / "relock.yml")
+    assert relock["permissions"] == {}
+    assert relock["jobs"]["lock"]["permissions"] == {"contents": "read"}
+    assert not any(
+        re.search(r"\buv (lock|sync|run|pip)\b", step.get("run", ""))
+        or "setup-uv" in step.get("uses", "")
+        for step in relock["jobs"]["commit"]["steps"]
+    ), "the job that can push must not run the resolver"
 
 
 def test_checkout_never_persists_credentials(github_project: Path) -> None:
-    workflow = load_yaml(github_project / ".github" / "workflows" / "ci.yml")
     checkouts = [
         step
-        for job in workflow["jobs"].values()
+        for path in (github_project / ".github" / "workflows").glob("*.y*ml")
+        for job in load_yaml(path)["jobs"].values()
         for step in job["steps"]
         if step.get("uses", "").startswith("actions/checkout@")
     ]
@@ -496,24 +519,63 @@ def test_github_ci_runs_the_developer_commands(github_project: Path) -> None:
     test_job = workflow["jobs"]["test"]
     assert {service["image"].split(":")[0] for service in test_job["services"].values()} == {
         "postgres",
-        "redis",
+        "valkey/valkey",
+    }
+    assert set(test_job["env"]) == {"TEST_DATABASE_URL", "TEST_REDIS_URL"}, (
+        "the generated suite reads TEST_DATABASE_URL and TEST_REDIS_URL only"
+    )
+
+
+def test_github_builds_one_image_tests_scans_pushes_signs_and_deploys_it(
+    github_project: Path,
+) -> None:
+    workflow = load_yaml(github_project / ".github" / "workflows" / "ci.yml")
+    jobs = workflow["jobs"]
+    image = jobs["image"]
+    builds = [step for step in image["steps"] if "build-push-action" in step.get("uses", "")]
+    (build,) = builds
+    assert not any(
+        "build-push-action" in step.get("uses", "")
+        for name, job in jobs.items()
+        if name != "image"
+        for step in job["steps"]
+    ), "the image is built once"
+    assert build["with"]["push"] is False
+    assert build["with"]["outputs"].startswith("type=oci,dest=")
+    assert build["with"]["sbom"] is True
+    assert build["with"]["provenance"] == "mode=max"
+    runs = "\n".join(step.get("run", "") for step in image["steps"])
+    package = package_name(github_project)
+    assert f'"$CANDIDATE" {package}-admin migrate' in runs, "the image's release is not run"
+    assert "/readyz" in runs, "the image's web is not probed"
+    scan = next(step for step in image["steps"] if "trivy-action" in step.get("uses", ""))
+    assert scan["with"]["severity"] == "CRITICAL"
+    assert scan["with"]["ignore-unfixed"] is True
+    assert scan["with"]["exit-code"] == "1"
+    assert {service["image"].split(":")[0] for service in image["services"].values()} == {
+        "postgres",
+        "valkey/valkey",
     }
 
-
-def test_github_publishes_the_image_and_releases_with_it(github_project: Path) -> None:
-    workflow = load_yaml(github_project / ".github" / "workflows" / "ci.yml")
-    publish = workflow["jobs"]["publish"]
+    publish = jobs["publish"]
     assert "default_branch" in publish["if"]
-    push = next(step for step in publish["steps"] if "build-push-action" in step.get("uses", ""))
-    assert push["with"]["push"] is True
-    assert push["with"]["tags"] == "${{ steps.name.outputs.image }}:${{ github.sha }}"
-    release = workflow["jobs"]["release"]
-    assert release["needs"] == "publish"
-    step = next(step for step in release["steps"] if "docker run" in step.get("run", ""))
-    assert step["env"]["IMAGE"] == "${{ needs.publish.outputs.image }}:${{ github.sha }}"
-    assert step["env"]["DATABASE_URL"] == "${{ secrets.DATABASE_URL }}"
-    assert f'"$IMAGE" {package_name(github_project)}-admin migrate' in step["run"]
-    drift = workflow["jobs"]["template-drift"]
+    assert set(publish["needs"]) >= {"test", "migrations", "audit", "secret-scan", "image"}
+    runs = "\n".join(step.get("run", "") for step in publish["steps"])
+    assert "--preserve-digests" in runs, "the tested archive must be pushed unchanged"
+    assert '[ "$actual" = "$DIGEST" ]' in runs, "the archive is not checked against the tested one"
+    assert 'cosign sign --yes "$IMAGE@$DIGEST"' in runs, "the pushed digest is not signed"
+    assert any("cosign-installer" in step.get("uses", "") for step in publish["steps"])
+    assert publish["env"]["DIGEST"] == "${{ needs.image.outputs.digest }}"
+
+    deploy = jobs["deploy"]
+    assert deploy["needs"] == "publish"
+    assert deploy["environment"] == "production"
+    assert deploy["concurrency"]["cancel-in-progress"] is False
+    assert deploy["env"]["IMAGE"] == "${{ needs.publish.outputs.image }}"
+    assert publish["outputs"]["image"].endswith("@${{ needs.image.outputs.digest }}")
+    step = next(step for step in deploy["steps"] if "deploy.sh" in step.get("run", ""))
+    assert step["run"].startswith("deploy/kubernetes/deploy.sh ")
+    drift = jobs["template-drift"]
     assert drift["continue-on-error"] is True
     assert "TEMPLATE_DRIFT_CHECK" in drift["if"]
     assert any("cruft" in step.get("run", "") and "check" in step["run"] for step in drift["steps"])
@@ -522,14 +584,16 @@ def test_github_publishes_the_image_and_releases_with_it(github_project: Path) -
 def test_github_expressions_survive_rendering(github_project: Path) -> None:
     text = (github_project / ".github" / "workflows" / "ci.yml").read_text()
     for expected in (
-        "group: ${{ github.workflow }}-${{ github.ref }}",
-        "cancel-in-progress: ${{ github.event_name == 'pull_request' }}",
+        "group: ${{ github.workflow }}-${{ github.event_name == 'pull_request' && github.ref",
         "version: ${{ env.UV_VERSION }}",
         "password: ${{ secrets.GITHUB_TOKEN }}",
         "RELEASE_COMMIT=${{ github.sha }}",
+        "KUBECONFIG: ${{ runner.temp }}/kubeconfig",
     ):
         assert expected in text
-    assert text.count("${{") == text.count("}}") == len(GITHUB_EXPRESSION.findall(text))
+    for path in (github_project / ".github" / "workflows").glob("*.y*ml"):
+        text = path.read_text()
+        assert text.count("${{") == text.count("}}") == len(GITHUB_EXPRESSION.findall(text))
 
 
 # --- GitLab CI ---------------------------------------------------------------------------------
@@ -565,9 +629,23 @@ def test_gitlab_ci_runs_the_developer_commands_and_releases_the_pushed_image(
         "gitleaks",
     ):
         assert any(command in line for line in lines), f"CI never runs `{command}`"
-    image = "$CI_REGISTRY_IMAGE:$CI_COMMIT_SHA"
-    assert any(line == f'docker push "{image}"' for line in jobs["publish"]["script"])
-    assert any(f'"{image}" {package}-admin migrate' in line for line in jobs["release"]["script"])
+    image = "\n".join(jobs["container-image"]["script"])
+    assert image.count("docker buildx build") == 1, "the image is built once"
+    assert "docker build " not in "\n".join(lines)
+    assert "--sbom=true --provenance=mode=max" in image
+    assert f'"$CANDIDATE" {package}-admin migrate' in image, "the image's release is not run"
+    assert "/readyz" in image, "the image's web is not probed"
+    assert "--severity CRITICAL --ignore-unfixed --exit-code 1" in image
+    assert "--preserve-digests" in image, "the tested archive must be pushed unchanged"
+    assert 'cosign sign --yes "$CI_REGISTRY_IMAGE@$DIGEST"' in image
+    assert jobs["container-image"]["id_tokens"]["SIGSTORE_ID_TOKEN"]["aud"] == "sigstore"
+    assert 'echo "IMAGE=$CI_REGISTRY_IMAGE@$DIGEST" > image.env' in image
+    deploy = jobs["deploy"]
+    assert deploy["needs"] == ["container-image"]
+    assert deploy["environment"]["name"] == "production"
+    assert "KUBE_ID_TOKEN" in deploy["id_tokens"]
+    assert any(line.startswith("deploy/kubernetes/deploy.sh ") for line in deploy["script"])
+    assert set(jobs["test"]["variables"]) == {"TEST_DATABASE_URL", "TEST_REDIS_URL"}
     drift = jobs["template-drift"]
     assert drift["allow_failure"] is True
     assert "TEMPLATE_DRIFT_CHECK" in json.dumps(drift["rules"])
@@ -584,7 +662,7 @@ def test_gitlab_ci_runs_the_developer_commands_and_releases_the_pushed_image(
 @pytest.mark.parametrize(
     ("option", "kept", "removed"),
     [
-        ("github", ".github/workflows/ci.yml", ".gitlab-ci.yml"),
+        ("github", ".github/workflows/relock.yml", ".gitlab-ci.yml"),
         ("gitlab", ".gitlab-ci.yml", ".github"),
         ("none", None, ".github"),
     ],
@@ -596,6 +674,8 @@ def test_only_the_chosen_ci_files_are_generated(
     if kept:
         assert (project / kept).is_file()
     assert not (project / removed).exists()
+    # Renovate runs on GitHub, GitLab and other hosts alike: its configuration is always there.
+    assert (project / "renovate.json").is_file()
     if option == "none":
         assert not (project / ".gitlab-ci.yml").exists()
 
@@ -818,3 +898,393 @@ def test_app_json_renders_to_valid_json_for_awkward_answers() -> None:
     app = json.loads(environment.from_string(template.read_text()).render(cookiecutter=answers))
     assert app["name"] == answers["project_name"]
     assert app["description"] == answers["description"]
+
+
+# --- delivery: no production credentials in CI, images by digest, the cluster's own release ----
+
+
+def environment_blocks(node: object) -> Iterator[dict[str, Any]]:
+    """Every `env:` / `variables:` mapping of a CI file, at any depth."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in {"env", "variables"} and isinstance(value, dict):
+                yield value
+            yield from environment_blocks(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from environment_blocks(item)
+
+
+def ci_files(project: Path) -> list[Path]:
+    files = sorted((project / ".github" / "workflows").glob("*.y*ml"))
+    return [*files, *[project / ".gitlab-ci.yml"][: (project / ".gitlab-ci.yml").is_file()]]
+
+
+@pytest.mark.parametrize("option", ["github", "gitlab"])
+def test_no_ci_job_receives_the_production_database_url(
+    request: pytest.FixtureRequest, option: str
+) -> None:
+    project: Path = request.getfixturevalue(f"{option}_project")
+    paths = ci_files(project)
+    assert paths
+    for path in paths:
+        text = path.read_text()
+        for block in environment_blocks(load_yaml(path)):
+            for name in ("DATABASE_URL", "TEST_DATABASE_URL"):
+                if name in block:
+                    assert SERVICE_DATABASE_URL.match(str(block[name])), (
+                        f"{path.name}: {name} is not the CI's own service container"
+                    )
+            for name in ("REDIS_URL", "SECRET_KEY"):
+                assert "${{" not in str(block.get(name, "")), f"{path.name} hands out {name}"
+        # No secret or variable of the repository, and no CI/CD variable, is passed on as one.
+        assert not re.search(r"(secrets|vars)\.(DATABASE_URL|REDIS_URL|SECRET_KEY)", text)
+        assert not re.search(r"\$\{?(DATABASE_URL|REDIS_URL)\b", text), (
+            f"{path.name} reads a DATABASE_URL or REDIS_URL it did not set"
+        )
+        for passed in re.findall(r"--env\s+(DATABASE_URL\S*)", text):
+            assert SERVICE_DATABASE_URL.match(passed.removeprefix("DATABASE_URL=")), passed
+        secrets = set(re.findall(r"secrets\.([A-Z_]+)", text))
+        assert secrets <= {"GITHUB_TOKEN", "KUBE_TOKEN"}, f"{path.name} uses secrets {secrets}"
+
+
+def test_workflows_pass_zizmor_offline(github_project: Path) -> None:
+    run_tool("zizmor", "--offline", "--no-progress", github_project / ".github")
+
+
+def test_bots_configs_match_their_schemas_and_wait_out_a_cooldown(
+    github_project: Path, gitlab_project: Path
+) -> None:
+    for project in (github_project, gitlab_project):
+        renovate_file = project / "renovate.json"
+        run_tool("check-jsonschema", "--builtin-schema", "vendor.renovate", renovate_file)
+    renovate = json.loads((github_project / "renovate.json").read_text())
+    assert renovate["pinDigests"] is True
+    assert renovate["lockFileMaintenance"]["enabled"] is True
+    days = re.fullmatch(r"(\d+) days?", renovate["minimumReleaseAge"])
+    assert days, renovate["minimumReleaseAge"]
+    assert int(days[1]) >= 7
+    assert renovate["kustomize"]["enabled"] is False, "the service's own image is CI's to promote"
+    groups = {
+        rule["groupName"]: rule
+        for rule in renovate["packageRules"]
+        if "groupName" in rule and "enabled" not in rule
+    }
+    backing = next(
+        rule for rule in groups.values() if "postgres" in rule.get("matchPackageNames", [])
+    )
+    assert {"postgres", "valkey/valkey"} <= set(backing["matchPackageNames"]), (
+        "compose and CI must get the same backing-service versions in one pull request"
+    )
+    dependabot = load_yaml(github_project / ".github" / "dependabot.yml")
+    ecosystems = set()
+    for update in dependabot["updates"]:
+        ecosystems.add(update["package-ecosystem"])
+        assert update["cooldown"]["default-days"] >= 7, update["package-ecosystem"]
+        assert update.get("groups"), f"{update['package-ecosystem']} updates are not grouped"
+    assert {"github-actions", "uv", "docker", "docker-compose"} <= ecosystems
+
+
+@pytest.mark.parametrize("option", ["github", "gitlab"])
+def test_every_renovate_custom_manager_finds_its_versions(
+    request: pytest.FixtureRequest, option: str
+) -> None:
+    """A regex that matches nothing updates nothing, silently: each must match a baked file."""
+    project: Path = request.getfixturevalue(f"{option}_project")
+    renovate = json.loads((project / "renovate.json").read_text())
+    files = [path.relative_to(project).as_posix() for path in project.rglob("*") if path.is_file()]
+    found_any = False
+    for manager in renovate["customManagers"]:
+        patterns = [re.compile(pattern.strip("/")) for pattern in manager["managerFilePatterns"]]
+        matched = [name for name in files if any(p.search(name) for p in patterns)]
+        # JavaScript's named groups are (?<name>...); Python's are (?P<name>...).
+        strings = [re.compile(s.replace("(?<", "(?P<")) for s in manager["matchStrings"]]
+        hits = [
+            match.groupdict()
+            for name in matched
+            for expression in strings
+            for match in expression.finditer((project / name).read_text())
+        ]
+        if option == "github":
+            assert hits, f"{manager['description']} matches nothing"
+        found_any = found_any or bool(hits)
+        for hit in hits:
+            assert re.match(r"v?\d+\.\d+", hit["currentValue"]), hit
+    assert found_any
+
+
+def test_relock_workflow_acts_only_on_dependabot_pull_requests(github_project: Path) -> None:
+    relock = load_yaml(github_project / ".github" / "workflows" / "relock.yml")
+    trigger = relock.get("on", relock.get(True))
+    assert set(trigger) == {"pull_request"}, "pull_request_target would run with write access"
+    assert set(trigger["pull_request"]["paths"]) == {"pyproject.toml", "uv.lock"}
+    lock = relock["jobs"]["lock"]
+    assert "github.event.pull_request.user.login == 'dependabot[bot]'" in lock["if"]
+    assert "head.repo.full_name == github.repository" in lock["if"]
+    assert any(step.get("run", "").startswith("uv lock") for step in lock["steps"])
+    commit = relock["jobs"]["commit"]
+    assert commit["needs"] == "lock"
+    assert commit["permissions"] == {"contents": "write", "actions": "write"}
+    assert "gh workflow run ci.yml" in json.dumps(commit["steps"])
+    ci = load_yaml(github_project / ".github" / "workflows" / "ci.yml")
+    assert "workflow_dispatch" in ci.get("on", ci.get(True))
+
+
+def test_every_deployment_container_has_a_liveness_probe(github_project: Path) -> None:
+    objects = kubernetes_objects(github_project)
+    deployments = {name: obj for (kind, name), obj in objects.items() if kind == "Deployment"}
+    assert len(deployments) == 3
+    for name, deployment in deployments.items():
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            assert "livenessProbe" in container, f"{name}: a hung process is never restarted"
+            assert "readinessProbe" in container, name
+
+
+def test_worker_and_clock_liveness_is_a_fresh_file_in_tmp(github_project: Path) -> None:
+    pods = pod_templates(github_project)
+    for name in (f"{github_project.name}-worker", f"{github_project.name}-clock"):
+        (container,) = pods[name]["containers"]
+        env = {item["name"]: item.get("value") for item in container["env"]}
+        path = env["LIVENESS_FILE"]
+        assert path.startswith(CONTAINER_TMP + "/"), "the root filesystem is read-only"
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            command = container[probe]["exec"]["command"]
+            assert command[:2] == ["python", "-c"], probe
+            assert "os.environ['LIVENESS_FILE']" in command[2]
+            assert "st_mtime" in command[2]
+            max_age = float(re.search(r"st_mtime > (\d+)", command[2])[1])
+            # The process beats at least every 10 s: several beats may be missed, not one.
+            assert max_age >= 3 * 10, probe
+        liveness = container["livenessProbe"]
+        assert liveness["periodSeconds"] * liveness["failureThreshold"] <= 120
+
+
+def test_the_probe_command_tells_fresh_stale_and_missing_files_apart(
+    github_project: Path, tmp_path: Path
+) -> None:
+    """Run the liveness command itself, as the kubelet would inside the container."""
+    pods = pod_templates(github_project)
+    (container,) = pods[f"{github_project.name}-worker"]["containers"]
+    command = [sys.executable, *container["livenessProbe"]["exec"]["command"][1:]]
+    beat = tmp_path / "alive"
+
+    def probe() -> int:
+        env = {"LIVENESS_FILE": str(beat)}
+        return subprocess.run(command, env=env, check=False, capture_output=True).returncode
+
+    assert probe() != 0, "no file yet must mean not alive"
+    beat.touch()
+    assert probe() == 0
+    old = beat.stat().st_mtime - 120
+    os.utime(beat, (old, old))
+    assert probe() != 0, "a stale file must mean hung"
+
+
+def test_hpa_target_sets_no_replicas(github_project: Path) -> None:
+    objects = kubernetes_objects(github_project)
+    targets = [
+        hpa["spec"]["scaleTargetRef"]
+        for (kind, _), hpa in objects.items()
+        if kind == "HorizontalPodAutoscaler"
+    ]
+    assert targets
+    for target in targets:
+        deployment = objects[(target["kind"], target["name"])]
+        assert "replicas" not in deployment["spec"], (
+            f"{target['name']} sets replicas: every apply would reset the HPA's count"
+        )
+
+
+def test_network_policy_denies_by_default_and_allows_the_needed_flows(github_project: Path) -> None:
+    objects = kubernetes_objects(github_project)
+    policies = [obj["spec"] for (kind, _), obj in objects.items() if kind == "NetworkPolicy"]
+    deny = [
+        spec
+        for spec in policies
+        if spec["podSelector"] == {}
+        and set(spec["policyTypes"]) == {"Ingress", "Egress"}
+        and not spec.get("ingress")
+        and not spec.get("egress")
+    ]
+    assert deny, "no default-deny NetworkPolicy"
+
+    def selects(spec: dict[str, Any], labels: dict[str, str]) -> bool:
+        wanted = spec["podSelector"].get("matchLabels", {})
+        return all(labels.get(key) == value for key, value in wanted.items())
+
+    pods = {
+        name: obj["spec"]["template"]["metadata"]["labels"]
+        for (kind, name), obj in objects.items()
+        if kind in {"Deployment", "Job"}
+    }
+    web_labels = pods[f"{github_project.name}-web"]
+    ingress_ports = {
+        port["port"]
+        for spec in policies
+        if selects(spec, web_labels) and spec.get("ingress")
+        for rule in spec["ingress"]
+        for port in rule["ports"]
+    }
+    (web,) = pod_templates(github_project)[f"{github_project.name}-web"]["containers"]
+    named = {port["name"]: port["containerPort"] for port in web["ports"]}
+    assert {named.get(port, port) for port in ingress_ports} == {8000}
+    for name, labels in pods.items():
+        allowed = {
+            (port["port"], port.get("protocol", "TCP"))
+            for spec in policies
+            if selects(spec, labels) and "Egress" in spec["policyTypes"]
+            for rule in spec.get("egress", [])
+            for port in rule.get("ports", [])
+        }
+        assert {(53, "UDP"), (53, "TCP"), (5432, "TCP"), (6379, "TCP")} <= allowed, name
+        assert not any(
+            selects(spec, labels) and rule.get("ports") is None
+            for spec in policies
+            for rule in spec.get("egress", [])
+        ), f"{name} may reach any port"
+
+
+def test_every_pod_runs_as_the_dedicated_service_account_without_a_token(
+    github_project: Path,
+) -> None:
+    objects = kubernetes_objects(github_project)
+    accounts = {name for (kind, name), obj in objects.items() if kind == "ServiceAccount"}
+    assert accounts == {github_project.name}
+    (account,) = [obj for (kind, _), obj in objects.items() if kind == "ServiceAccount"]
+    assert account["automountServiceAccountToken"] is False
+    for name, pod in pod_templates(github_project).items():
+        assert pod["serviceAccountName"] in accounts, name
+        assert pod["automountServiceAccountToken"] is False, name
+
+
+def test_web_spreads_over_zones_and_nodes(github_project: Path) -> None:
+    pod = pod_templates(github_project)[f"{github_project.name}-web"]
+    web_labels = kubernetes_objects(github_project)[("Deployment", f"{github_project.name}-web")][
+        "spec"
+    ]["selector"]["matchLabels"]
+    keys = set()
+    for constraint in pod["topologySpreadConstraints"]:
+        keys.add(constraint["topologyKey"])
+        assert constraint["labelSelector"]["matchLabels"] == web_labels
+        assert "pod-template-hash" in constraint.get("matchLabelKeys", [])
+    assert keys == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+
+
+def test_migrate_job_is_a_gitops_pre_sync_hook(github_project: Path) -> None:
+    job = kubernetes_objects(github_project)[("Job", f"{github_project.name}-migrate")]
+    annotations = job["metadata"]["annotations"]
+    assert annotations["argocd.argoproj.io/hook"] == "PreSync"
+    assert annotations["argocd.argoproj.io/hook-delete-policy"] == "BeforeHookCreation"
+    assert annotations["kustomize.toolkit.fluxcd.io/force"] == "enabled"
+
+
+def rendered_overlay(project: Path) -> list[dict[str, Any]]:
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl (with its built-in kustomize) is needed to render the overlay"
+    result = subprocess.run(
+        [kubectl, "kustomize", str(project / "deploy" / "kubernetes" / "overlays" / "example")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return [document for document in yaml.safe_load_all(result.stdout) if document]
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_rendered_overlay_is_valid_and_runs_images_by_digest(
+    github_project: Path, version: str
+) -> None:
+    documents = rendered_overlay(github_project)
+    kinds = {document["kind"] for document in documents}
+    needed = {"Deployment", "Job", "NetworkPolicy", "ServiceAccount", "HorizontalPodAutoscaler"}
+    assert needed <= kinds
+    for document in documents:
+        try:
+            kubernetes_validate.validate(document, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{document['kind']} {document['metadata']['name']}: {error.message}")
+        assert document["metadata"]["namespace"] == github_project.name
+        if document["kind"] in {"Deployment", "Job"}:
+            for container in document["spec"]["template"]["spec"]["containers"]:
+                assert container["image"].endswith("@" + ZERO_DIGEST), container["image"]
+    overlay = load_yaml(
+        github_project / "deploy" / "kubernetes" / "overlays" / "example" / "kustomization.yaml"
+    )
+    (image,) = overlay["images"]
+    assert image["digest"] == ZERO_DIGEST
+    assert "newTag" not in image, "a tag can be moved; deploy by digest"
+
+
+def test_deploy_script_migrates_before_it_rolls_out(github_project: Path) -> None:
+    script = github_project / "deploy" / "kubernetes" / "deploy.sh"
+    assert os.access(script, os.X_OK)
+    text = script.read_text()
+    steps = [
+        f'kustomize edit set image "{github_project.name}=$image"',
+        'kubectl delete --filename "$rendered" --selector "$release"',
+        'kubectl apply --filename "$rendered" --selector "$first"',
+        '*" Complete "*) break',
+        'kubectl apply --filename "$rendered"\n',
+        "kubectl rollout status",
+    ]
+    positions = [text.index(step) for step in steps]
+    assert positions == sorted(positions), "deploy.sh must migrate, then roll out"
+    # The first apply holds what the Job needs (identity, network, settings) and the Job.
+    kinds_first = {
+        document["kind"]
+        for document in rendered_overlay(github_project)
+        if document["metadata"]["labels"]["app.kubernetes.io/component"]
+        in {"access", "config", "release"}
+    }
+    assert kinds_first == {"ServiceAccount", "NetworkPolicy", "ConfigMap", "Job"}
+
+
+@pytest.mark.parametrize("image", ["registry.example.com/app:1.2.3", "registry.example.com/app"])
+def test_deploy_script_refuses_an_image_by_tag(github_project: Path, image: str) -> None:
+    overlay = github_project / "deploy" / "kubernetes" / "overlays" / "example"
+    result = subprocess.run(
+        ["sh", str(github_project / "deploy" / "kubernetes" / "deploy.sh"), str(overlay), image],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert result.returncode == 64
+    assert "by digest" in result.stderr
+
+
+# --- the template repository's own CI ------------------------------------------------------------
+
+
+def test_template_ci_runs_the_readme_test_command_pinned_and_read_only() -> None:
+    workflows = sorted((TEMPLATE_DIR / ".github" / "workflows").glob("*.y*ml"))
+    assert workflows, "the template repository has no CI workflow"
+    run_tool("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+    timeouts = "custom.github-workflows-require-timeout"
+    run_tool("check-jsonschema", "--builtin-schema", timeouts, *workflows)
+    run_tool("zizmor", "--offline", "--no-progress", *workflows)
+    ci_run = (TEMPLATE_DIR / ".ci" / "run").read_text()
+    test_command = ci_run.strip().splitlines()[-1]
+    workflow = load_yaml(TEMPLATE_DIR / ".github" / "workflows" / "ci.yml")
+    trigger = workflow.get("on", workflow.get(True))
+    assert {"push", "pull_request"} <= set(trigger)
+    assert workflow["permissions"] == {"contents": "read"}
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    assert any(step.get("run") == test_command for step in steps), test_command
+    for step in steps:
+        if "uses" in step:
+            assert re.fullmatch(r"[^@]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+        if step.get("uses", "").startswith("actions/checkout@"):
+            assert step["with"]["persist-credentials"] is False
+    for job in workflow["jobs"].values():
+        assert "permissions" not in job or "write" not in json.dumps(job["permissions"])
+        images = {service["image"] for service in job.get("services", {}).values()}
+        assert images <= ci_backing_images_of_template_project(), images
+
+
+def ci_backing_images_of_template_project() -> set[str]:
+    """The backing-service images the generated GitHub workflow uses, read from the template."""
+    text = TEMPLATE_DIR / "{{cookiecutter.project_slug}}" / ".github" / "workflows" / "ci.yml"
+    return set(re.findall(r"image: ((?:postgres|valkey/valkey):\S+)", text.read_text()))
