@@ -120,7 +120,7 @@ def one_run(project: Path, command: str, env: dict[str, str], note: dict[str, st
     result["exit_code"], result["stop_seconds"] = run.ctrl_c()
     time.sleep(0.5)  # a server that outlived its parent would still be here
     result["leftovers"] = leftovers(project)
-    result["output"] = run.lines[-60:]
+    result["output"] = run.lines[-400:]
     return result
 
 

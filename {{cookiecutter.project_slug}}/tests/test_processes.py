@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 from redis import Redis
 
+from {{ cookiecutter.package_name }}.lifecycle import Heartbeat
+
 from support import (
+    FAST_JOBS,
+    Service,
     base_redis_url,
     create_database,
     drop_database,
@@ -21,6 +26,7 @@ from support import (
     start,
     stop,
     wait_for_http,
+    wait_until,
 )
 
 pytestmark = pytest.mark.process
@@ -130,3 +136,39 @@ def test_seed_notes_inserts_in_batches_and_reports_progress(
     assert "seeded 1500/1500" in result.stderr
     titles = committed.execute("SELECT title FROM notes ORDER BY id").fetchall()
     assert [title for (title,) in titles] == [f"Note {n}" for n in range(1, 1501)]
+
+
+def test_worker_and_clock_renew_their_liveness_file_while_they_wait(
+    database_url: str, tmp_path: Path
+) -> None:
+    # A tick of a minute: the clock must beat while it sleeps towards the next one.
+    files = {name: tmp_path / f"{name}-alive" for name in ("worker", "clock")}
+    services = [
+        Service(
+            name,
+            service_env(
+                DATABASE_URL=database_url,
+                REDIS_URL=base_redis_url(),
+                LIVENESS_FILE=str(path),
+                CLOCK_TICK_SECONDS="60",
+                **FAST_JOBS,
+            ),
+        )
+        for name, path in files.items()
+    ]
+    try:
+        services[0].wait_for("worker started")
+        services[1].wait_for("clock started")
+        for path in files.values():
+            wait_until(path.exists, timeout=10)
+        first = {name: path.stat().st_mtime for name, path in files.items()}
+        renewed = wait_until(
+            lambda: all(path.stat().st_mtime > first[name] for name, path in files.items()),
+            timeout=Heartbeat.INTERVAL * 2,
+        )
+        assert renewed
+        codes = [service.stop() for service in services]
+    finally:
+        for service in services:
+            service.kill()
+    assert codes == [0, 0]

@@ -86,7 +86,7 @@ def test_factor_01_codebase_one_app_per_repository() -> None:
     packages = [p.name for p in (PROJECT_DIR / "src").iterdir() if (p / "__init__.py").exists()]
     assert packages == [PACKAGE], "one codebase, one app: a second app belongs in its own repo"
     pyproject = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())
-    assert pyproject["project"]["name"] == "twelve-factor-service"
+    assert pyproject["project"]["name"] == "{{ cookiecutter.project_slug }}"
 
 
 def test_factor_01_codebase_records_the_template_revision_that_made_it() -> None:
@@ -142,7 +142,7 @@ def test_factor_02_dependencies_declared_used_and_locked() -> None:
     assert dev_imported - declared - dev_group == set(), "dev-only modules import undeclared"
 
     lock = tomllib.loads((PROJECT_DIR / "uv.lock").read_text())
-    project = "twelve-factor-service"
+    project = "{{ cookiecutter.project_slug }}"
     (root,) = [package for package in lock["package"] if package["name"] == project]
     locked = {canonicalize_name(item["name"]) for item in root["metadata"]["requires-dist"]}
     assert locked == declared, "uv.lock is out of date: run `uv lock`"
@@ -243,7 +243,7 @@ def test_factor_05_release_and_web_run_from_one_artefact(web: RunningWeb) -> Non
     scripts = {
         entry.name: entry
         for entry in metadata.entry_points(group="console_scripts")
-        if entry.dist is not None and entry.dist.name == "twelve-factor-service"
+        if entry.dist is not None and entry.dist.name == "{{ cookiecutter.project_slug }}"
     }
     for process_type in PROCESS_TYPES:
         program = Path(procfile_command(process_type)[0]).name

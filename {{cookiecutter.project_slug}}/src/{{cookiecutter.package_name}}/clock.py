@@ -22,7 +22,14 @@ from dramatiq.brokers.redis import RedisBroker
 
 from .jobs.broker import build_broker
 from .jobs.queues import report_queue_depths
-from .lifecycle import StopSignal, exit_unreachable, reason, settings_or_exit, unreachable
+from .lifecycle import (
+    Heartbeat,
+    StopSignal,
+    exit_unreachable,
+    reason,
+    settings_or_exit,
+    unreachable,
+)
 from .logs import configure_logging, get_logger
 from .notes.tasks import backfill_note_stats
 
@@ -82,11 +89,19 @@ class Clock:
             log.info("job scheduled", schedule=entry.name, tick=tick, message_id=message.message_id)
         return enqueued
 
-    def run(self, stop: StopSignal) -> None:
-        """Sleep to each tick's start and fire it, until a stop signal arrives."""
+    def run(self, stop: StopSignal, heartbeat: Heartbeat) -> None:
+        """Sleep to each tick's start and fire it, until a stop signal arrives; beat meanwhile."""
         tick = self.tick_at(time.time()) + 1
-        while not stop.sleep(tick * self.tick_seconds - time.time()):
+        heartbeat.beat()
+        while True:
+            remaining = tick * self.tick_seconds - time.time()
+            if remaining > 0:
+                if stop.sleep(min(remaining, heartbeat.INTERVAL)):
+                    return
+                heartbeat.beat()
+                continue
             self.fire(tick)
+            heartbeat.beat()
             # After a long pause (a suspended machine), skip the ticks that were missed.
             tick = max(tick + 1, self.tick_at(time.time()) + 1)
 
@@ -107,6 +122,6 @@ def main() -> None:
         schedule={entry.name: entry.every for entry in SCHEDULE},
         clock_id=clock.clock_id,
     )
-    clock.run(stop)
+    clock.run(stop, Heartbeat(settings.liveness_file))
     broker.client.close()
     log.info("clock stopped", signal=stop.received)

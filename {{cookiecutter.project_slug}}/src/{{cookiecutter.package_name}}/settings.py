@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import SplitResult, parse_qs, urlsplit
 
@@ -92,6 +93,8 @@ class Settings(BaseSettings):
     job_min_backoff: float = Field(default=1.0, gt=0, le=86400)
     job_max_backoff: float = Field(default=300.0, gt=0, le=604800)
     clock_tick_seconds: float = Field(default=60.0, ge=0.1, le=3600)
+    # File whose age the worker's and clock's liveness probes read (deploy/kubernetes).
+    liveness_file: Path | None = None
 
     release_version: str = Field(default_factory=_package_version)
     release_commit: str = "unknown"

@@ -20,7 +20,7 @@ from dramatiq import Worker
 from .db.session import create_sync_engine
 from .jobs import runtime
 from .jobs.broker import POLL_MS, build_broker, job_context
-from .lifecycle import StopSignal, exit_unreachable, settings_or_exit, unreachable
+from .lifecycle import Heartbeat, StopSignal, exit_unreachable, settings_or_exit, unreachable
 from .logs import configure_logging, get_logger
 
 log = get_logger("worker")
@@ -49,7 +49,14 @@ def main() -> None:
         pid=os.getpid(),
     )
 
-    signal_name = stop.wait()
+    heartbeat = Heartbeat(settings.liveness_file)
+    while not stop.sleep(heartbeat.INTERVAL if heartbeat.path else 3600):
+        # Alive means able to work: every job thread running and the broker answering.
+        if all(thread.is_alive() for thread in worker.workers) and not unreachable(
+            redis=broker.client
+        ):
+            heartbeat.beat()
+    signal_name = stop.received or "SIGTERM"
     started = time.monotonic()
     log.info("worker stopping", signal=signal_name, timeout=settings.worker_shutdown_timeout)
     # Stops every thread from taking new jobs, waits up to the timeout for the running ones,
