@@ -109,6 +109,8 @@ def summarise(samples: Mapping[str, Any]) -> dict[str, Any]:
     for name, values in samples["bake_s"].items():
         figures[f"bake.{name}"] = stat(values)
     figures["suite"] = samples["suite"]
+    figures["suite_local"] = samples["suite_local"]
+    figures["dev"] = samples["dev"]
     return figures
 
 
@@ -279,11 +281,26 @@ def table_rows(figures: Mapping[str, Any], load_keys: Sequence[tuple[str, str]])
             _ratio_text(ratio(locked, one)),
         )
     )
-    suite = figures["suite"]
-    what = "collect only" if suite.get("collect_only") else "uv run pytest -q"
-    rows.append(
-        Row(f"generated test suite ({what}), s", "", f"{suite['seconds']:.1f} ({suite['summary']})")
-    )
+    for key in ("suite", "suite_local"):
+        suite = figures[key]
+        what = "collect only" if suite.get("collect_only") else "uv run pytest -q"
+        rows.append(
+            Row(
+                f"generated test suite ({what}, {suite['servers']}), s",
+                "",
+                f"{suite['seconds']:.1f} ({suite['summary']})",
+            )
+        )
+    dev = figures["dev"]
+    for label in ("cold", "warm"):
+        run = dev[label]
+        rows.append(
+            Row(
+                f"`-dev` {label}: spawn to /readyz 200 / Ctrl-C to exit, s",
+                "",
+                f"{run['ready_s']:.2f} / {run['stop_s']:.2f} (exit {run['exit_code']})",
+            )
+        )
     return rows
 
 

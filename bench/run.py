@@ -206,6 +206,8 @@ class Samples:
     setup_s: dict[str, float] = field(default_factory=dict)
     access_log: dict[str, Any] = field(default_factory=dict)
     suite: dict[str, Any] = field(default_factory=dict)
+    suite_local: dict[str, Any] = field(default_factory=dict)
+    dev: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -398,7 +400,8 @@ class Benchmark:
         """Bake times, alternating: one-file template, no uv lock, with uv lock."""
         cookiecutter = str(Path(sys.executable).parent / "cookiecutter")
         one_file = bakes.make_one_file_template(self.scratch / "one-file-template")
-        no_uv = {**self.env, "PATH": bakes.path_without("uv", self.env.get("PATH", ""))}
+        stub = bakes.stub_uv(self.scratch / "stub-uv")
+        no_uv = {**self.env, "PATH": f"{stub}{os.pathsep}{self.env.get('PATH', '')}"}
         kinds = {
             "one_file": (one_file, self.env, ()),
             "no_lock": (self.template, no_uv, ("init_git=no",)),
@@ -643,16 +646,26 @@ class Benchmark:
             )
 
     def suite(self) -> None:
-        """The generated project's own test suite, installed with its dev group."""
+        """The generated project's own test suite, installed with its dev group: on this
+        machine's servers (TEST_*_URL), then on the throwaway servers it starts without them."""
         env = {
-            **self.env,
-            "REDIS_URL": SUITE_REDIS_URL,
-            "DATABASE_URL": f"{POSTGRES_URL}/postgres",
+            name: value
+            for name, value in self.env.items()
+            if name not in ("DATABASE_URL", "REDIS_URL", "TEST_DATABASE_URL", "TEST_REDIS_URL")
         }
         seconds, _ = self.children.run(
             ["uv", "sync", "--locked"], env=env, cwd=self.project, what="uv sync"
         )
         self.samples.setup_s["uv_sync_dev"] = seconds
+        machine_servers = {
+            **env,
+            "TEST_REDIS_URL": SUITE_REDIS_URL,
+            "TEST_DATABASE_URL": f"{POSTGRES_URL}/postgres",
+        }
+        self.samples.suite = self._suite(machine_servers, "this machine's servers")
+        self.samples.suite_local = self._suite(env, "throwaway local servers")
+
+    def _suite(self, env: Mapping[str, str], servers: str) -> dict[str, Any]:
         argv = ["uv", "run", "pytest", "-q"]
         if self.plan.suite_collect_only:
             argv.append("--collect-only")
@@ -680,14 +693,52 @@ class Benchmark:
             raise MeasurementError(
                 f"the generated test suite could not run: {summary}\n{text[-2000:]}"
             )
-        self.samples.suite = {
+        self.progress(
+            f"generated test suite ({' '.join(argv)}) on {servers}: {seconds:.1f} s, {summary}"
+        )
+        return {
             "command": " ".join(argv),
+            "servers": servers,
             "seconds": seconds,
             "exit_status": process.returncode,
             "summary": summary,
             "collect_only": self.plan.suite_collect_only,
         }
-        self.progress(f"generated test suite ({' '.join(argv)}): {seconds:.1f} s, {summary}")
+
+    def dev_runs(self) -> None:
+        """`-dev` with no DATABASE_URL / REDIS_URL, from spawn to /readyz 200 and from Ctrl-C
+        (SIGINT to its process group) to its exit: cold (no .local/ yet), then warm."""
+        admin = procfile_command(self.project, "release")[0]
+        program = admin.removesuffix("-admin") + "-dev"
+        env = {
+            name: value
+            for name, value in self.env.items()
+            if name not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")
+        }
+        shutil.rmtree(self.project / ".local", ignore_errors=True)
+        for label in ("cold", "warm"):
+            port = procs.free_port()
+            started = time.perf_counter()
+            process = self.children.start(
+                [program], env={**env, "PORT": str(port)}, cwd=self.project
+            )
+            ready = procs.wait_ready(process, port, started, path="/readyz")
+            stopped = time.perf_counter()
+            os.killpg(process.pid, signal.SIGINT)
+            code = procs.wait_exit(process, timeout=60)
+            self.children.forget(process)
+            if code is None:
+                self.children.end(process)
+                raise MeasurementError(f"-dev ({label}) did not exit within 60 s of Ctrl-C")
+            self.samples.dev[label] = {
+                "ready_s": ready,
+                "stop_s": time.perf_counter() - stopped,
+                "exit_code": code,
+            }
+            self.progress(
+                f"-dev {label}: /readyz 200 after {ready:.2f} s; Ctrl-C to exit"
+                f" {self.samples.dev[label]['stop_s']:.2f} s (exit {code})"
+            )
 
 
 def write_results(path: Path, data: Mapping[str, Any]) -> None:
@@ -782,6 +833,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
             finally:
                 bench.children.cleanup()  # before the database goes
         bench.suite()
+        bench.dev_runs()
         conclude(bench, out, args.smoke)
     except (MeasurementError, OSError, psycopg.Error, redis.RedisError) as error:
         # OSError: a program that would not start; the others: a backing service not reachable.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -234,3 +235,69 @@ def test_tests_ignore_database_url_and_redis_url(project: Path) -> None:
         assert 'environ.get("REDIS_URL"' not in text
     assert TEST_DATABASE_URL in support
     assert TEST_REDIS_URL in support
+
+
+def test_readme_migration_recipe_writes_a_numbered_revision_that_passes_ruff(
+    tmp_path: Path, clean_env: dict[str, str]
+) -> None:
+    project = bake(tmp_path, init_git="no")
+    [recipe] = [
+        line.strip()
+        for line in (project / "README.md").read_text().splitlines()
+        if "alembic revision --autogenerate" in line
+    ]
+    models = project / "src" / "twelve_factor_service" / "notes" / "models.py"
+    text = models.read_text()
+    body = '    body: Mapped[str] = mapped_column(Text, default="")\n'
+    assert body in text
+    models.write_text(
+        text.replace(
+            body, body + '    priority: Mapped[int] = mapped_column(Integer, server_default="0")\n'
+        )
+    )
+    env = {name: value for name, value in clean_env.items() if not name.startswith("TEST_")}
+    env["PORT"] = str(_free_port())
+    result = subprocess.run(
+        shlex.split(recipe),
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    versions = project / "src" / "twelve_factor_service" / "db" / "migrations" / "versions"
+    assert sorted(path.name for path in versions.glob("*.py")) == [
+        "0001_create_notes.py",
+        "0002_create_note_stats.py",
+        "0003_add_a_priority_to_notes.py",
+    ]
+    revision = (versions / "0003_add_a_priority_to_notes.py").read_text()
+    assert 'revision: str = "0003"' in revision
+    assert 'down_revision: str | None = "0002"' in revision
+    assert 'op.add_column("notes", sa.Column("priority"' in revision
+    for check in (["ruff", "check", "."], ["ruff", "format", "--check", "."]):
+        lint = subprocess.run(
+            ["uv", "run", "--no-sync", *check],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+    # The same command again finds nothing to write.
+    again = subprocess.run(
+        shlex.split(recipe),
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert again.returncode == 0
+    assert "no revision written" in again.stderr
+    assert len(list(versions.glob("*.py"))) == 3

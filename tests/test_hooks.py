@@ -862,6 +862,23 @@ def test_cli_reports_all_bad_answers_at_once(cli_config: Path, tmp_path: Path) -
     assert list(out.iterdir()) == []
 
 
+def test_no_input_choice_outside_its_list_fails_as_the_readme_says(
+    cli_config: Path, tmp_path: Path
+) -> None:
+    # cookiecutter refuses it before our hooks run; the README quotes its last line.
+    out = tmp_path / "out"
+    out.mkdir()
+
+    result = run_cookiecutter(
+        cli_config, "--no-input", str(TEMPLATE_DIR), "ci_provider=jenkins", "-o", str(out)
+    )
+
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last in (TEMPLATE_DIR / "README.md").read_text().replace("\n", " ")
+    assert list(out.iterdir()) == []
+
+
 # --- post-generation hook on real bakes ----------------------------------------------------
 
 VARIANTS: dict[str, dict[str, str]] = {

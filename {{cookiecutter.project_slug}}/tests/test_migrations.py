@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +18,14 @@ from sqlalchemy.engine import Connection, make_url
 from {{ cookiecutter.package_name }}.db.base import Base
 from {{ cookiecutter.package_name }}.db.migrate import alembic_config, migrate
 
-from support import create_database, drop_database, make_settings
+from support import (
+    base_redis_url,
+    create_database,
+    drop_database,
+    make_settings,
+    run_admin,
+    service_env,
+)
 
 
 @pytest.fixture
@@ -77,3 +86,37 @@ def test_models_and_migrations_agree(empty_database: str) -> None:
         assert compare_metadata(context, Base.metadata) == []
         assert "notes" in inspect(connection).get_table_names()
     engine.dispose()
+
+
+@pytest.mark.process
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"database": "no_such_database"}, 'database "no_such_database" does not exist: create it'),
+        ({"username": "no_such_user"}, 'PostgreSQL has no user "no_such_user"'),
+    ],
+)
+def test_migrate_fails_at_once_when_the_url_is_refused(
+    empty_database: str, change: dict[str, str], expected: str
+) -> None:
+    url = make_url(empty_database).set(**change).render_as_string(hide_password=False)
+    env = service_env(DATABASE_URL=url, REDIS_URL=base_redis_url(), DB_WAIT_TIMEOUT="30")
+    started = time.monotonic()
+    result = run_admin(env, "migrate")
+    seconds = time.monotonic() - started
+    assert result.returncode == 78, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {expected}"), line
+    assert seconds < 15, "a refusal is not worth waiting DB_WAIT_TIMEOUT for"
+
+
+@pytest.mark.process
+def test_migrate_output_is_the_migrations_not_alembic_set_up_chatter(empty_database: str) -> None:
+    env = service_env(DATABASE_URL=empty_database, REDIS_URL=base_redis_url())
+    result = run_admin(env, "migrate")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line)["event"] for line in result.stdout.splitlines()]
+    assert events[-1] == "migrated"
+    assert any(event.startswith("Running upgrade") for event in events), events
+    chatter = ("setup plugin", "Context impl", "Will assume")
+    assert [event for event in events if event.startswith(chatter)] == []

@@ -50,6 +50,7 @@ def main() -> None:
     )
 
     heartbeat = Heartbeat(settings.liveness_file)
+    heartbeat.beat()
     while not stop.sleep(heartbeat.INTERVAL if heartbeat.path else 3600):
         # Alive means able to work: every job thread running and the broker answering.
         if all(thread.is_alive() for thread in worker.workers) and not unreachable(
