@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -37,14 +38,20 @@ def isolate() -> None:
             subprocess.run(["mount", "-t", "tmpfs", "none", directory], check=True)
 
 
-def request(method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    """One HTTP request to the service; (status, decoded JSON body)."""
+def request(
+    method: str, path: str, key: str | None, body: dict[str, Any] | None = None
+) -> tuple[int, Any]:
+    """One HTTP request to the service; (status, decoded JSON body), errors included."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(  # noqa: S310  # loopback only
-        BASE + path, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=10) as answer:  # noqa: S310
-        return answer.status, json.loads(answer.read() or b"null")
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    req = urllib.request.Request(BASE + path, data=data, method=method, headers=headers)  # noqa: S310
+    try:
+        with urllib.request.urlopen(req, timeout=10) as answer:  # noqa: S310  # loopback only
+            return answer.status, json.loads(answer.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
 
 
 class Run:
@@ -113,10 +120,13 @@ def one_run(project: Path, command: str, env: dict[str, str], note: dict[str, st
     run = Run(project, command, env)
     result: dict[str, Any] = {"ready": run.wait_ready()}
     if result["ready"]:
+        # The key the dev command made and showed, as the README's requests read it.
+        key = (project / ".local" / "api_key").read_text().strip()
+        result["anonymous"] = request("GET", "/api/v1/notes", None)[0]
         if note is not None:
-            result["created"] = request("POST", "/api/v1/notes", note)
-        result["listed"] = request("GET", "/api/v1/notes")
-        result["readyz"] = request("GET", "/readyz")[0]
+            result["created"] = request("POST", "/api/v1/notes", key, note)
+        result["listed"] = request("GET", "/api/v1/notes", key)
+        result["readyz"] = request("GET", "/readyz", None)[0]
     result["exit_code"], result["stop_seconds"] = run.ctrl_c()
     time.sleep(0.5)  # a server that outlived its parent would still be here
     result["leftovers"] = leftovers(project)

@@ -85,6 +85,7 @@ def test_readme_commands_run_and_test_the_service_where_no_server_is_reachable(
     output = "\n".join(first["output"])
 
     assert first["ready"], output
+    assert first["anonymous"] == 401, "the API lets in only callers with a key"
     status, note = first["created"]
     assert status == 201
     assert note["title"] == "Hello"

@@ -25,6 +25,7 @@ from httpx import ASGITransport, AsyncClient
 from redis.asyncio import Redis
 
 from {{ cookiecutter.package_name }}.api.deps import get_db
+from {{ cookiecutter.package_name }}.apikeys.service import create_key
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.db.migrate import migrate
 from {{ cookiecutter.package_name }}.db.pool import Database
@@ -130,9 +131,10 @@ class RolledBackDatabase(Database):
         yield self._connection
 
 
-@pytest.fixture
-async def client(app: FastAPI, redis: Redis) -> AsyncIterator[AsyncClient]:
-    """An HTTP client whose database writes are rolled back after the test."""
+@asynccontextmanager
+async def _client_in_test_transaction(
+    app: FastAPI, *, with_key: bool
+) -> AsyncIterator[AsyncClient]:
     settings: Settings = app.state.settings
     connection = await asyncpg.connect(settings.database_dsn.get_secret_value())
     transaction = connection.transaction()
@@ -142,15 +144,35 @@ async def client(app: FastAPI, redis: Redis) -> AsyncIterator[AsyncClient]:
     async def database_in_test_transaction() -> Database:
         return database
 
+    headers = {}
+    if with_key:
+        key = await create_key(database, settings, "tests-in-transaction")
+        headers["Authorization"] = f"Bearer {key}"
     app.dependency_overrides[get_db] = database_in_test_transaction
     transport = ASGITransport(app=app)
     try:
-        async with AsyncClient(transport=transport, base_url="http://testserver") as http:
+        async with AsyncClient(
+            transport=transport, base_url="http://testserver", headers=headers
+        ) as http:
             yield http
     finally:
         app.dependency_overrides.clear()
         await transaction.rollback()
         await connection.close()
+
+
+@pytest.fixture
+async def client(app: FastAPI, redis: Redis) -> AsyncIterator[AsyncClient]:
+    """An HTTP client with an API key; its database writes are rolled back after the test."""
+    async with _client_in_test_transaction(app, with_key=True) as http:
+        yield http
+
+
+@pytest.fixture
+async def anonymous(app: FastAPI, redis: Redis) -> AsyncIterator[AsyncClient]:
+    """An HTTP client without an API key (writes rolled back likewise)."""
+    async with _client_in_test_transaction(app, with_key=False) as http:
+        yield http
 
 
 @pytest.fixture

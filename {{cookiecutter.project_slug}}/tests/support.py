@@ -179,6 +179,25 @@ def stop(process: subprocess.Popen[str], timeout: float = 10.0) -> tuple[int, st
     return process.returncode, out, err
 
 
+_API_KEYS: dict[str, str] = {}
+
+
+def api_key(database_url: str) -> str:
+    """An API key of the tests in this database, made by the admin command once per database."""
+    if database_url not in _API_KEYS:
+        env = service_env(DATABASE_URL=database_url, REDIS_URL=base_redis_url())
+        made = run_admin(env, "api-keys", "create", "tests", "--replace")
+        if made.returncode != 0:
+            raise RuntimeError(f"api-keys create failed: {made.stderr}")
+        _API_KEYS[database_url] = made.stdout.strip().splitlines()[-1]
+    return _API_KEYS[database_url]
+
+
+def auth(database_url: str) -> dict[str, str]:
+    """The Authorization header of the tests' API key in this database."""
+    return {"Authorization": f"Bearer {api_key(database_url)}"}
+
+
 def make_settings(database_url: str, redis_url: str | None = None, **extra: object) -> Settings:
     """Settings for tests, given explicitly so that no stray environment variable leaks in."""
     values: dict[str, object] = {

@@ -32,7 +32,7 @@ from {{ cookiecutter.package_name }}.notes.tasks import (
 )
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from support import free_port, insert_note, make_settings, service_env
+from support import auth, free_port, insert_note, make_settings, service_env
 
 NOTES = "/api/v1/notes"
 
@@ -71,7 +71,7 @@ async def test_a_note_is_stored_even_when_its_job_cannot_be_enqueued(
         app.router.lifespan_context(app),
         AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as http,
     ):
-        created = await http.post(NOTES, json={"title": "kept"})
+        created = await http.post(NOTES, json={"title": "kept"}, headers=auth(database_url))
     assert created.status_code == 201
     stored = committed.execute("SELECT title FROM notes WHERE id = %s", (created.json()["id"],))
     assert stored.fetchall() == [("kept",)]

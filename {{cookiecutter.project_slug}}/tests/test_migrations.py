@@ -90,16 +90,22 @@ def test_models_and_migrations_agree(empty_database: str) -> None:
 
 @pytest.mark.process
 @pytest.mark.parametrize(
-    ("change", "expected"),
+    ("wrong", "expected"),
     [
-        ({"database": "no_such_database"}, 'database "no_such_database" does not exist: create it'),
-        ({"username": "no_such_user"}, 'PostgreSQL has no user "no_such_user"'),
+        ("database", 'database "no_such_database" does not exist: create it'),
+        ("user", 'PostgreSQL has no user "no_such_user"'),
     ],
 )
 def test_migrate_fails_at_once_when_the_url_is_refused(
-    empty_database: str, change: dict[str, str], expected: str
+    empty_database: str, wrong: str, expected: str
 ) -> None:
-    url = make_url(empty_database).set(**change).render_as_string(hide_password=False)
+    given = make_url(empty_database)
+    changed = (
+        given.set(database="no_such_database")
+        if wrong == "database"
+        else given.set(username="no_such_user")
+    )
+    url = changed.render_as_string(hide_password=False)
     env = service_env(DATABASE_URL=url, REDIS_URL=base_redis_url(), DB_WAIT_TIMEOUT="30")
     started = time.monotonic()
     result = run_admin(env, "migrate")

@@ -16,6 +16,7 @@ from {{ cookiecutter.package_name }}.lifecycle import Heartbeat
 from support import (
     FAST_JOBS,
     Service,
+    auth,
     base_redis_url,
     create_database,
     drop_database,
@@ -114,7 +115,11 @@ def test_backing_services_are_swapped_by_environment_alone(database_url: str) ->
         web = start("web", env)
         try:
             wait_for_http(f"http://127.0.0.1:{port}/readyz", web)
-            created = httpx.post(f"http://127.0.0.1:{port}/api/v1/notes", json={"title": "swap"})
+            created = httpx.post(
+                f"http://127.0.0.1:{port}/api/v1/notes",
+                json={"title": "swap"},
+                headers=auth(second_db),
+            )
             assert created.status_code == 201
         finally:
             stop(web)

@@ -29,6 +29,7 @@ from {{ cookiecutter.package_name }}.settings import ConfigError, load_settings
 from support import (
     BIN_DIR,
     PROJECT_DIR,
+    auth,
     base_redis_url,
     create_database,
     drop_database,
@@ -51,6 +52,7 @@ class RunningWeb:
     def __init__(self, process: subprocess.Popen[str], port: int, cwd: Path) -> None:
         self.process, self.port, self.cwd = process, port, cwd
         self.url = f"http://127.0.0.1:{port}"
+        self.auth: dict[str, str] = {}
         self.ready_seconds = 0.0
 
 
@@ -67,6 +69,7 @@ def _start_web(database_url: str, cwd: Path, **env: str) -> RunningWeb:
     )
     web = RunningWeb(process, port, cwd)
     web.ready_seconds = wait_for_http(f"{web.url}/readyz", process)
+    web.auth = auth(database_url)
     return web
 
 
@@ -211,7 +214,9 @@ def test_factor_04_backing_services_are_swapped_by_url_alone(tmp_path: Path) -> 
         assert release.returncode == 0, release.stderr
         web = _start_web(database, tmp_path, REDIS_URL=redis_url)
         try:
-            created = httpx.post(f"{web.url}/api/v1/notes", json={"title": "attached"})
+            created = httpx.post(
+                f"{web.url}/api/v1/notes", json={"title": "attached"}, headers=web.auth
+            )
             assert created.status_code == 201
         finally:
             stop(web.process)
@@ -261,8 +266,10 @@ def test_factor_06_processes_share_state_only_through_backing_services(
     Redis.from_url(base_redis_url()).flushdb()
     other = _start_web(database_url, tmp_path, RATE_LIMIT_PER_MINUTE="120")
     try:
-        created = httpx.post(f"{web.url}/api/v1/notes", json={"title": "shared"}).json()
-        seen = httpx.get(f"{other.url}/api/v1/notes/{created['id']}")
+        created = httpx.post(
+            f"{web.url}/api/v1/notes", json={"title": "shared"}, headers=web.auth
+        ).json()
+        seen = httpx.get(f"{other.url}/api/v1/notes/{created['id']}", headers=other.auth)
         assert seen.status_code == 200
         assert seen.json()["title"] == "shared"
     finally:
@@ -273,8 +280,8 @@ def test_factor_06_processes_a_request_cycle_writes_nothing_locally(
     web: RunningWeb, committed: psycopg.Connection
 ) -> None:
     before = sorted(p.name for p in web.cwd.iterdir())
-    httpx.post(f"{web.url}/api/v1/notes", json={"title": "stateless"})
-    httpx.get(f"{web.url}/api/v1/notes")
+    httpx.post(f"{web.url}/api/v1/notes", json={"title": "stateless"}, headers=web.auth)
+    httpx.get(f"{web.url}/api/v1/notes", headers=web.auth)
     assert sorted(p.name for p in web.cwd.iterdir()) == before == []
 
 
@@ -397,7 +404,7 @@ def test_factor_11_logs_are_json_events_on_stdout_and_no_file(
 ) -> None:
     web = _start_web(database_url, tmp_path)
     try:
-        httpx.get(f"{web.url}/api/v1/notes")
+        httpx.get(f"{web.url}/api/v1/notes", headers=web.auth)
         writing = _open_files_for_writing(web.process.pid)
     finally:
         _, out, err = stop(web.process)

@@ -12,7 +12,15 @@ import psycopg
 import pytest
 from redis import Redis
 
-from support import Service, base_redis_url, free_port, service_env, wait_until
+from support import (
+    Service,
+    api_key,
+    auth,
+    base_redis_url,
+    free_port,
+    service_env,
+    wait_until,
+)
 
 pytestmark = pytest.mark.process
 
@@ -25,11 +33,12 @@ def _env(database_url: str, port: int, **overrides: str) -> dict[str, str]:
     )
 
 
-def _send_half_a_post(port: int) -> socket.socket:
+def _send_half_a_post(port: int, key: str) -> socket.socket:
     """A POST whose headers promise the whole body but whose body is half sent."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     head = (
         "POST /api/v1/notes HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {key}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n"
     )
     sock.sendall(head.encode() + BODY[: len(BODY) // 2])
@@ -91,7 +100,8 @@ def test_factor_09_disposability_sigterm_fails_readiness_drains_and_exits_in_tim
         sockets.append(idle)
         idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert _status(idle) == 200  # and the connection stays open, idle (keep-alive)
-        slow, hung = _send_half_a_post(port), _send_half_a_post(port)
+        key = api_key(database_url)
+        slow, hung = _send_half_a_post(port, key), _send_half_a_post(port, key)
         sockets += [slow, hung]
         sent = web.signal(signal.SIGTERM)
 
@@ -143,18 +153,23 @@ def test_web_processes_share_state_only_through_postgres_and_redis(
     try:
         pair.wait_http(f"{first}/readyz")
         single.wait_http(f"{second}/readyz")
-        note = httpx.post(f"{first}/api/v1/notes", json={"title": "shared"}).json()
-        assert httpx.get(f"{second}/api/v1/notes/{note['id']}").json()["title"] == "shared"
+        headers = auth(database_url)
+        note = httpx.post(f"{first}/api/v1/notes", json={"title": "shared"}, headers=headers)
+        created = note.json()
+        seen = httpx.get(f"{second}/api/v1/notes/{created['id']}", headers=headers)
+        assert seen.json()["title"] == "shared"
         for _ in range(2):  # the limit counts per clock minute: redo writes that straddle two
             minute = time.time() // 60
             redis_sync.delete(*redis_sync.keys("ratelimit:*"))
             writes = [
-                httpx.post(f"{base}/api/v1/notes", json={"title": "t"}).status_code
+                httpx.post(f"{base}/api/v1/notes", json={"title": "t"}, headers=headers).status_code
                 for base in (first, second, first, second)
             ]
             if time.time() // 60 == minute:
                 break
-        hung = _send_half_a_post(first_port)  # keeps one of the pair busy while it stops
+        hung = _send_half_a_post(
+            first_port, api_key(database_url)
+        )  # keeps one of the pair busy while it stops
         pair.signal(signal.SIGTERM)
         single.signal(signal.SIGTERM)
         wait_until(lambda: _refused(first_port), timeout=5)

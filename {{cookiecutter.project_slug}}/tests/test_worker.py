@@ -16,6 +16,7 @@ from {{ cookiecutter.package_name }}.jobs.queues import dead_letters, queue_dept
 from support import (
     FAST_JOBS,
     Service,
+    auth,
     base_redis_url,
     free_port,
     insert_note,
@@ -53,10 +54,13 @@ def test_a_note_written_over_http_gets_its_stats_logged_with_the_request_id(
         note = httpx.post(
             f"http://127.0.0.1:{port}/api/v1/notes",
             json={"title": "t", "body": "four words right here"},
-            headers={"x-request-id": "worker-req-0001"},
+            headers={"x-request-id": "worker-req-0001", **auth(database_url)},
         ).json()
         url = f"http://127.0.0.1:{port}/api/v1/notes/{note['id']}/stats"
-        stats = wait_until(lambda: (r := httpx.get(url)).status_code == 200 and r.json(), 10)
+        headers = auth(database_url)
+        stats = wait_until(
+            lambda: (r := httpx.get(url, headers=headers)).status_code == 200 and r.json(), 10
+        )
         assert stats["words"] == 4
         done = worker.wait_for("job done", job="refresh_note_stats")
     finally:

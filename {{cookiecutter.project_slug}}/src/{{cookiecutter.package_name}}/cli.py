@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from .errors import unavailable_service
 from .lifecycle import (
     EXIT_BOTH,
     EXIT_CONFIG,
@@ -22,6 +24,8 @@ from .settings import Settings
 
 EXIT_UNMIGRATED = 6
 EXIT_DATABASE_WAIT = 7
+EXIT_KEY_NAME_TAKEN = 8
+EXIT_NO_SUCH_KEY = 9
 SEED_BATCH = 1_000  # notes per INSERT of seed-notes
 log = get_logger("admin")
 
@@ -139,11 +143,64 @@ async def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_REDIS
 
 
+KEY_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def _key_name(value: str) -> str:
+    if not KEY_NAME.match(value):
+        raise argparse.ArgumentTypeError(
+            "1 to 64 lowercase letters, digits, dots, dashes or underscores, starting with a "
+            "letter or digit"
+        )
+    return value
+
+
+async def cmd_api_keys(settings: Settings, args: argparse.Namespace) -> int:
+    """Make, list and revoke the API keys that /api accepts."""
+    from .apikeys.service import (  # noqa: PLC0415
+        KeyNameTakenError,
+        create_key,
+        list_keys,
+        revoke_key,
+    )
+    from .db.pool import Database  # noqa: PLC0415
+
+    db = await Database.open(settings, process="admin")
+    try:
+        if args.action == "create":
+            try:
+                key = await create_key(db, settings, args.name, replace=args.replace)
+            except KeyNameTakenError:
+                fail(f"an API key called {args.name} exists: revoke it first, or use --replace")
+                return EXIT_KEY_NAME_TAKEN
+            log.info("api key created", name=args.name)
+            print(f"API key {args.name} (shown once, store it now):", file=sys.stderr)  # noqa: T201
+            print(key)  # noqa: T201  # the last line of stdout, for scripts
+        elif args.action == "list":
+            keys = await list_keys(db, settings)
+            for info in keys:
+                used = info.last_used_at.isoformat() if info.last_used_at else "never"
+                print(  # noqa: T201  # the listing is this command's output
+                    f"{info.key_id}\t{info.name}\tcreated {info.created_at.isoformat()}"
+                    f"\tlast used {used}\tsecret {info.secret}"
+                )
+            print(f"{len(keys)} API key(s)", file=sys.stderr)  # noqa: T201
+        elif not await revoke_key(db, args.name):
+            fail(f"no API key called {args.name}")
+            return EXIT_NO_SUCH_KEY
+        else:
+            log.info("api key revoked", name=args.name)
+    finally:
+        await db.close()
+    return 0
+
+
 COMMANDS: dict[str, tuple[Handler, str]] = {
     "migrate": (cmd_migrate, "upgrade the database schema (release stage)"),
     "check": (cmd_check, "exit 0 when config, PostgreSQL, Redis and schema are all good"),
     "seed-notes": (cmd_seed_notes, "insert example notes"),
     "dead-letters": (cmd_dead_letters, "list jobs that failed every retry; --requeue, --purge"),
+    "api-keys": (cmd_api_keys, "create NAME (prints the key once), list, revoke NAME"),
 }
 
 
@@ -162,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             f"exit codes: {EXIT_CONFIG} bad configuration, {EXIT_POSTGRES} PostgreSQL down, "
             f"{EXIT_REDIS} Redis down, {EXIT_BOTH} both down, {EXIT_UNMIGRATED} schema behind, "
-            f"{EXIT_DATABASE_WAIT} database wait timed out"
+            f"{EXIT_DATABASE_WAIT} database wait timed out, {EXIT_KEY_NAME_TAKEN} key name taken, "
+            f"{EXIT_NO_SUCH_KEY} no such key"
         ),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -172,6 +230,16 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("target", nargs="?", default="head", help="revision (default: head)")
         if name == "seed-notes":
             sub.add_argument("count", type=_positive, nargs="?", default=10)
+        if name == "api-keys":
+            actions = sub.add_subparsers(dest="action", required=True, metavar="ACTION")
+            create = actions.add_parser("create", help="make a key; it is printed once")
+            create.add_argument("name", type=_key_name)
+            create.add_argument(
+                "--replace", action="store_true", help="revoke a key of that name first"
+            )
+            actions.add_parser("list", help="names, ids, creation and last use; never a key")
+            revoke = actions.add_parser("revoke", help="shut a key out at once")
+            revoke.add_argument("name", type=_key_name)
         if name == "dead-letters":
             action = sub.add_mutually_exclusive_group()
             action.add_argument("--requeue", action="store_true", help="enqueue them again")
@@ -186,4 +254,12 @@ def main(argv: list[str] | None = None) -> None:
     settings = settings_or_exit()
     configure_logging(settings.log_level)
     handler, _ = COMMANDS[args.command]
-    sys.exit(asyncio.run(handler(settings, args)))
+    try:
+        code = asyncio.run(handler(settings, args))
+    except Exception as error:
+        service = unavailable_service(error)
+        if service is None:
+            raise
+        fail(f"{service} unreachable ({reason(error)})")
+        code = EXIT_POSTGRES if service == "PostgreSQL" else EXIT_REDIS
+    sys.exit(code)

@@ -33,6 +33,7 @@ from . import localservers
 
 PROCESS_TYPES = ("web", "worker", "clock")
 DATABASE_NAME = "{{ cookiecutter.package_name }}"  # the name .env.example and compose use
+LOCAL_KEY_NAME = "local-dev"
 DEFAULT_PORT = 8000
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 25.0  # longer than web's and the worker's own shutdown bounds below
@@ -362,6 +363,7 @@ class Dev:
             self.release(commands, env)
             if self.stop.event.is_set():
                 return 0
+            key = self.local_api_key(commands, env)
             self.children = [
                 Child(name, commands[name], env, self.root, self.output) for name in PROCESS_TYPES
             ]
@@ -370,22 +372,40 @@ class Dev:
             base = f"http://127.0.0.1:{port}"
             wait_ready(f"{base}/readyz", self.children, self.stop, READY_TIMEOUT)
             if not self.stop.event.is_set():
-                self.banner(base)
+                self.banner(base, key)
                 watch_sources(self.root / "src", self.restart, self.stop)
                 self.supervise()
         finally:
             self.shutdown()
         return 0
 
-    def banner(self, base: str) -> None:
+    def local_api_key(self, commands: dict[str, list[str]], env: dict[str, str]) -> str:
+        """A fresh API key called local-dev (the previous one revoked), kept in .local/api_key."""
+        admin = [commands["release"][0], "api-keys", "create", LOCAL_KEY_NAME, "--replace"]
+        result = subprocess.run(  # noqa: S603  # the project's own admin command
+            admin, env=env, cwd=self.root, capture_output=True, text=True, check=False
+        )
+        lines = result.stdout.strip().splitlines()
+        if result.returncode or not lines:
+            raise DevError(f"could not create the local API key: {result.stderr.strip()[-300:]}")
+        key = lines[-1]
+        self.local.mkdir(parents=True, exist_ok=True)
+        path = self.local / "api_key"
+        path.write_text(key + "\n")
+        path.chmod(0o600)
+        return key
+
+    def banner(self, base: str, key: str) -> None:
         """Where the service answers, and a request to paste."""
         note = '{"title": "Hello", "body": "my first note"}'
+        auth = '-H "Authorization: Bearer $(cat .local/api_key)"'
         self.say(f"ready: {base}  (API docs: {base}/docs; Ctrl-C stops everything)")
+        self.say(f"API key {LOCAL_KEY_NAME} (also in .local/api_key): {key}")
         self.say(
-            f"try: curl -s -X POST {base}/api/v1/notes -H 'Content-Type: application/json' "
-            f"-d '{note}'"
+            f"try: curl -s -X POST {base}/api/v1/notes {auth} "
+            f"-H 'Content-Type: application/json' -d '{note}'"
         )
-        self.say(f"     curl -s {base}/api/v1/notes")
+        self.say(f"     curl -s {base}/api/v1/notes {auth}")
 
     def supervise(self) -> None:
         """Until Ctrl-C: report a process that exits; the next change starts it again."""

@@ -45,6 +45,34 @@ async def validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
+# Errors that mean a backing service is down or overloaded, not that the request is bad. Matched
+# by the module that raised them, so web imports neither client library to tell them apart.
+_UNAVAILABLE = (
+    ("redis.", "Redis"),
+    ("asyncpg.", "PostgreSQL"),
+)
+_POSTGRES_DOWN = (ConnectionError, TimeoutError, OSError)
+
+
+def unavailable_service(error: BaseException) -> str | None:
+    """The backing service whose failure this error is ("PostgreSQL", "Redis"), or None."""
+    for cls in type(error).__mro__:
+        for prefix, service in _UNAVAILABLE:
+            if cls.__module__.startswith(prefix) and _is_outage(error, service):
+                return service
+    if isinstance(error, _POSTGRES_DOWN):  # the pool could not connect or timed out waiting
+        return "PostgreSQL"
+    return None
+
+
+def _is_outage(error: BaseException, service: str) -> bool:
+    if service == "Redis":
+        return True  # redis-py raises only for connection, timeout and server errors here
+    # asyncpg: connection and interface errors, or a server that refuses new sessions.
+    name = type(error).__name__
+    return any(word in name for word in ("Connection", "Interface", "CannotConnectNow", "TooMany"))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Replace FastAPI's default error bodies with ours."""
     app.add_exception_handler(HTTPException, http_error)

@@ -12,6 +12,7 @@ import orjson
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .errors import unavailable_service
 from .logs import get_logger, log_request
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -27,6 +28,14 @@ _API_HEADERS = [
     (b"cache-control", b"no-store"),
 ]
 _DOCS_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+
+# Bounds on what a request may carry before its body, checked before any route runs. uvicorn's
+# h11 parser closes a connection whose unfinished request line or headers pass 16 KiB, so
+# memory stays bounded at the socket; these answer what arrived whole but too large.
+MAX_TARGET_BYTES = 8 * 1024  # path and query string
+MAX_HEADER_BYTES = 16 * 1024  # every header name and value together
+_PLAIN_TEXT = (b"content-type", b"text/plain; charset=utf-8")
+CONTENT_TOO_LARGE = 413
 
 error_log = get_logger("error")
 
@@ -86,15 +95,27 @@ async def _send_json(send: Send, status: int, body: dict[str, object], request_i
     await send({"type": "http.response.body", "body": payload})
 
 
+def _oversized(scope: Scope) -> tuple[int, str] | None:
+    """414 or 431 (and why) when the target or the headers pass their bound, else None."""
+    target = scope.get("raw_path") or scope["path"].encode()
+    if len(target) + len(scope["query_string"]) > MAX_TARGET_BYTES:
+        return 414, "request target too long"
+    if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+        return 431, "request headers too large"
+    return None
+
+
 class RequestContextMiddleware:
     """Gives every HTTP request an id, checks its Host, adds security headers and logs it once."""
+
+    # One request's whole path through the service, kept in one function: the hot path.
 
     def __init__(self, app: ASGIApp, allowed_hosts: list[str]) -> None:
         self.app = app
         self.allowed_hosts = tuple(allowed_hosts)
         self.any_host = "*" in self.allowed_hosts
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: PLR0915
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -115,12 +136,23 @@ class RequestContextMiddleware:
         extra_headers = _DOCS_HEADERS if path.startswith(DOCS_PATHS) else _API_HEADERS
         status = 500
         response_started = False
+        replaced = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status, response_started
+            nonlocal status, response_started, replaced
+            if replaced:
+                return  # the body of a response already answered in JSON below
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
+                if status == CONTENT_TOO_LARGE and _PLAIN_TEXT in message.get("headers", ()):
+                    # Starlette's body limit answers in plain text when its error escapes the
+                    # routes (a Content-Length over the limit): the same JSON as every error.
+                    replaced = True
+                    await _send_json(
+                        send, 413, {"error": "content too large", "request_id": rid}, request_id
+                    )
+                    return
                 message["headers"] = [
                     *message.get("headers", ()),
                     (REQUEST_ID_HEADER, request_id),
@@ -129,7 +161,13 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            if (
+            too_large = _oversized(scope)
+            if too_large is not None:
+                status = too_large[0]
+                await _send_json(
+                    send, status, {"error": too_large[1], "request_id": rid}, request_id
+                )
+            elif (
                 not self.any_host
                 and path not in PROBE_PATHS
                 and not _host_matches(_request_host(scope), self.allowed_hosts)
@@ -140,13 +178,21 @@ class RequestContextMiddleware:
                 )
             else:
                 await self.app(scope, receive, send_wrapper)
-        except Exception:
-            error_log.exception("unhandled error", method=scope["method"], path=path)
-            if not response_started:
-                status = 500
-                await _send_json(
-                    send, 500, {"error": "internal server error", "request_id": rid}, request_id
+        except Exception as error:
+            service = unavailable_service(error)
+            if service is None:
+                error_log.exception("unhandled error", method=scope["method"], path=path)
+            else:
+                error_log.warning(
+                    "backing service unavailable", service=service, error=type(error).__name__
                 )
+            if not response_started:
+                status, message = (
+                    (500, "internal server error")
+                    if service is None
+                    else (503, f"{service} unavailable")
+                )
+                await _send_json(send, status, {"error": message, "request_id": rid}, request_id)
         finally:
             client = scope.get("client")
             log_request(

@@ -20,6 +20,7 @@ _POSTGRES_SCHEMES = {
     "postgresql+psycopg": "postgresql+psycopg",
 }
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_PROXY_PATTERN = re.compile(r"^[0-9A-Fa-f:.]+(/\d{1,3})?$|^unix:")
 _HOST_PATTERN = re.compile(r"^(\*|(\*\.)?[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])$")
 
 CommaList = Annotated[list[str], NoDecode]
@@ -62,10 +63,15 @@ class Settings(BaseSettings):
     database_url: SecretStr
     redis_url: SecretStr
     secret_key: SecretStr
+    # Earlier SECRET_KEYs, newest first: API keys digested with one of them still work and are
+    # digested anew with SECRET_KEY on their next use (docs/security.md, rotation).
+    secret_key_fallbacks: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     allowed_hosts: CommaList = Field(default_factory=list, validate_default=True)
     cors_origins: CommaList = Field(default_factory=list)
+    # Proxies whose X-Forwarded-For/-Proto are believed (uvicorn's own default: loopback only).
+    forwarded_allow_ips: CommaList = Field(default_factory=lambda: ["127.0.0.1"])
     docs_enabled: bool | None = None
     max_body_size: int = Field(default=1_048_576, ge=1)
 
@@ -83,6 +89,7 @@ class Settings(BaseSettings):
     readiness_timeout: float = Field(default=1.0, gt=0, le=30)
 
     rate_limit_per_minute: int = Field(default=120, ge=0)
+    auth_failures_per_minute: int = Field(default=20, ge=0)
 
     # Background jobs (docs/processes.md explains each bound). Durations are in seconds.
     worker_threads: int = Field(default=4, ge=1, le=64)
@@ -146,11 +153,32 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters in production")
         return value
 
-    @field_validator("allowed_hosts", "cors_origins", mode="before")
+    @field_validator(
+        "allowed_hosts",
+        "cors_origins",
+        "forwarded_allow_ips",
+        "secret_key_fallbacks",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("secret_key_fallbacks")
+    @classmethod
+    def _fallbacks_long_enough(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(len(item.get_secret_value()) < MIN_SECRET_LENGTH // 2 for item in value):
+            raise ValueError("holds a key too short to have been a SECRET_KEY")
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _trusted_proxies(cls, value: list[str]) -> list[str]:
+        bad = [item for item in value if item != "*" and not _PROXY_PATTERN.match(item)]
+        if bad:
+            raise ValueError(f"holds {len(bad)} malformed address(es); use IPs, CIDRs or *")
         return value
 
     @field_validator("allowed_hosts")

@@ -8,7 +8,9 @@ import sys
 import time
 from types import FrameType
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .logs import configure_logging, get_logger
 from .settings import ConfigError, Settings, load_settings
@@ -65,6 +67,29 @@ class DrainingServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+class H11JsonErrors(H11Protocol):
+    """uvicorn's h11 protocol, answering a request it cannot parse with our JSON error body.
+
+    h11 is the parser that bounds a request's line and headers (16 KiB, then 400 and the
+    connection closed: memory stays bounded at the socket); httptools accepts headers of any size.
+    """
+
+    def send_400_response(self, msg: str) -> None:  # uvicorn's text is replaced
+        body = b'{"error":"invalid HTTP request","request_id":null}'
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        for event in (
+            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Data(data=body),
+            h11.EndOfMessage(),
+        ):
+            self.transport.write(self.conn.send(event) or b"")
+        self.transport.close()
+
+
 def _mark_draining(app: object) -> None:
     # The loaded app may be wrapped in uvicorn's proxy middleware; find the FastAPI state.
     while app is not None:
@@ -86,8 +111,9 @@ def build_config(settings: Settings) -> uvicorn.Config:
         log_config=None,
         access_log=False,
         server_header=False,
+        http=H11JsonErrors,
         proxy_headers=True,
-        forwarded_allow_ips="*",
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=settings.graceful_timeout,
         timeout_keep_alive=5,
         lifespan="on",

@@ -1,6 +1,7 @@
 """Every model, imported in one place so that the metadata Alembic compares is complete."""
 
+from ..apikeys.models import ApiKey
 from ..notes.models import Note, NoteStats
 from .base import Base
 
-__all__ = ["Base", "Note", "NoteStats"]
+__all__ = ["ApiKey", "Base", "Note", "NoteStats"]

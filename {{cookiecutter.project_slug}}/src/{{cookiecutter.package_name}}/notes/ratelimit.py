@@ -1,32 +1,24 @@
-"""A fixed-window rate limit on writes, kept in Redis so every web process shares it."""
+"""A fixed-window rate limit on writes per API key, kept in Redis: every web process shares it."""
 
 from __future__ import annotations
 
-import time
+from fastapi import HTTPException
 
-from fastapi import HTTPException, Request
-
+from ..api.auth import CallerDep, count_in_window
 from ..api.deps import ResourcesDep, SettingsDep
 
-WINDOW_SECONDS = 60
 
+async def limit_writes(caller: CallerDep, resources: ResourcesDep, settings: SettingsDep) -> None:
+    """Answer 429 with Retry-After once a key made RATE_LIMIT_PER_MINUTE writes this minute.
 
-async def limit_writes(request: Request, resources: ResourcesDep, settings: SettingsDep) -> None:
-    """Answer 429 with Retry-After once a client made RATE_LIMIT_PER_MINUTE writes this minute."""
+    The limit follows the key, not the client address: an address can be shared (a NAT) or,
+    behind a proxy not listed in FORWARDED_ALLOW_IPS, be the proxy's.
+    """
     limit = settings.rate_limit_per_minute
     if limit == 0:
         return
-    client = request.client.host if request.client else "unknown"
-    window = int(time.time()) // WINDOW_SECONDS
-    key = f"ratelimit:notes:{client}:{window}"
-    async with resources.redis.pipeline(transaction=True) as pipe:
-        pipe.incr(key)
-        pipe.expire(key, WINDOW_SECONDS)
-        count, _ = await pipe.execute()
-    if int(count) > limit:
-        retry_after = WINDOW_SECONDS - int(time.time()) % WINDOW_SECONDS
+    count, retry_after = await count_in_window(resources, f"ratelimit:notes:{caller.key_id}")
+    if count > limit:
         raise HTTPException(
-            status_code=429,
-            detail="too many requests",
-            headers={"Retry-After": str(retry_after)},
+            status_code=429, detail="too many requests", headers={"Retry-After": str(retry_after)}
         )

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..db.text import StoredText
+
 TITLE_MAX = 200
 BODY_MAX = 10_000
 PAGE_MAX = 100
@@ -16,8 +18,8 @@ class NoteIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    title: str = Field(min_length=1, max_length=TITLE_MAX)
-    body: str = Field(default="", max_length=BODY_MAX)
+    title: StoredText = Field(min_length=1, max_length=TITLE_MAX)
+    body: StoredText = Field(default="", max_length=BODY_MAX)
 
 
 class NotePatch(BaseModel):
@@ -25,8 +27,8 @@ class NotePatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    title: str | None = Field(default=None, min_length=1, max_length=TITLE_MAX)
-    body: str | None = Field(default=None, max_length=BODY_MAX)
+    title: StoredText | None = Field(default=None, min_length=1, max_length=TITLE_MAX)
+    body: StoredText | None = Field(default=None, max_length=BODY_MAX)
 
 
 class NoteOut(BaseModel):
