@@ -118,6 +118,14 @@ def leftovers(project: Path) -> list[str]:
 
 def one_run(project: Path, command: str, env: dict[str, str], note: dict[str, str] | None) -> Any:
     run = Run(project, command, env)
+    try:
+        return _exercise(run, project, note)
+    finally:
+        if run.process.poll() is None:  # this script failed half-way: stop what it started
+            run.ctrl_c()
+
+
+def _exercise(run: Run, project: Path, note: dict[str, str] | None) -> Any:
     result: dict[str, Any] = {"ready": run.wait_ready()}
     if result["ready"]:
         # The key the dev command made and showed, as the README's requests read it.
