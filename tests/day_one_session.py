@@ -103,7 +103,7 @@ def leftovers(project: Path) -> list[str]:
     """Processes still running whose command line or working directory is in the project."""
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit() or int(entry.name) in (os.getpid(), os.getppid()):
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()

@@ -272,11 +272,12 @@ def test_readme_migration_recipe_writes_a_numbered_revision_that_passes_ruff(
     assert sorted(path.name for path in versions.glob("*.py")) == [
         "0001_create_notes.py",
         "0002_create_note_stats.py",
-        "0003_add_a_priority_to_notes.py",
+        "0003_create_the_api_keys_table.py",
+        "0004_add_a_priority_to_notes.py",
     ]
-    revision = (versions / "0003_add_a_priority_to_notes.py").read_text()
-    assert 'revision: str = "0003"' in revision
-    assert 'down_revision: str | None = "0002"' in revision
+    revision = (versions / "0004_add_a_priority_to_notes.py").read_text()
+    assert 'revision: str = "0004"' in revision
+    assert 'down_revision: str | None = "0003"' in revision
     assert 'op.add_column("notes", sa.Column("priority"' in revision
     for check in (["ruff", "check", "."], ["ruff", "format", "--check", "."]):
         lint = subprocess.run(
@@ -301,4 +302,4 @@ def test_readme_migration_recipe_writes_a_numbered_revision_that_passes_ruff(
     )
     assert again.returncode == 0
     assert "no revision written" in again.stderr
-    assert len(list(versions.glob("*.py"))) == 3
+    assert len(list(versions.glob("*.py"))) == 4

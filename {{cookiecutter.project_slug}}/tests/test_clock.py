@@ -28,7 +28,7 @@ def test_two_clocks_enqueue_every_tick_exactly_once(database_url: str, broker: R
     clocks = [Service("clock", env), Service("clock", env)]
     try:
         for clock in clocks:
-            clock.wait_for("clock started")
+            clock.wait_for("clock started", timeout=20)
         # Both run: wait for four more ticks.
         first = len(_scheduled(broker))
         wait_until(lambda: len(_scheduled(broker)) >= first + 4, timeout=10)

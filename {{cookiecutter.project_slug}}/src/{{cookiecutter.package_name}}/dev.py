@@ -32,6 +32,8 @@ from typing import IO, Any
 from . import localservers
 
 PROCESS_TYPES = ("web", "worker", "clock")
+# The log event that says a process type is up (web's is its readiness probe instead).
+STARTED_EVENTS = {"worker": '"event":"worker started"', "clock": '"event":"clock started"'}
 DATABASE_NAME = "{{ cookiecutter.package_name }}"  # the name .env.example and compose use
 LOCAL_KEY_NAME = "local-dev"
 DEFAULT_PORT = 8000
@@ -108,9 +110,11 @@ class Child:
     process: subprocess.Popen[str] | None = None
     reader: threading.Thread | None = None
     restarts: int = field(default=0)
+    up: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
         """Start the process in a session of its own: Ctrl-C reaches only this command."""
+        self.up.clear()
         self.process = subprocess.Popen(  # noqa: S603  # the Procfile's own commands
             self.command,
             env=self.env,
@@ -124,7 +128,10 @@ class Child:
         self.reader.start()
 
     def _copy(self, process: subprocess.Popen[str]) -> None:
+        started = STARTED_EVENTS.get(self.name)
         for text in process.stdout or ():
+            if started is not None and started in text:
+                self.up.set()
             self.output.line(self.name, text)
 
     def exit_code(self) -> int | None:
@@ -210,19 +217,23 @@ def secret_key(local: Path) -> str:
 
 
 def wait_ready(url: str, children: list[Child], stop: Stop, timeout: float) -> None:
-    """Poll url until it answers 200; fail if a process exits or time runs out."""
+    """Poll url until it answers 200 and wait for the other processes' start lines; fail if a
+    process exits or time runs out."""
     deadline = time.monotonic() + timeout
+    web_ready = False
     while time.monotonic() < deadline and not stop.event.is_set():
         for child in children:
             code = child.exit_code()
             if code is not None:
                 raise DevError(f"{child.name} exited with code {code} while starting (see above)")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as answer:  # noqa: S310  # our own URL
-                if answer.status == HTTPStatus.OK:
-                    return
-        except OSError:
-            pass
+        if not web_ready:
+            try:
+                with urllib.request.urlopen(url, timeout=1) as answer:  # noqa: S310  # our own URL
+                    web_ready = answer.status == HTTPStatus.OK
+            except OSError:
+                pass
+        if web_ready and all(c.up.is_set() for c in children if c.name in STARTED_EVENTS):
+            return
         stop.event.wait(0.2)
     if not stop.event.is_set():
         raise DevError(f"{url} did not answer 200 within {timeout:g} s (see the lines above)")
