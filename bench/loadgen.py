@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -73,15 +74,24 @@ def write_scripts(directory: Path) -> dict[str, Path]:
 
 
 def run_wrk(
-    wrk: str, script: Path, port: int, path: str, *, connections: int, seconds: int
+    wrk: str,
+    script: Path,
+    port: int,
+    path: str,
+    *,
+    connections: int,
+    seconds: int,
+    headers: Sequence[str] = (),
 ) -> LoadResult:
-    """Load http://127.0.0.1:port/path for `seconds` with `connections` open connections."""
+    """Load http://127.0.0.1:port/path for `seconds` with `connections` open connections,
+    each request carrying `headers` ("Name: value")."""
     argv = [
         wrk,
         f"-t{min(THREADS, connections)}",
         f"-c{connections}",
         f"-d{seconds}s",
         f"--timeout={TIMEOUT}",
+        *(item for header in headers for item in ("-H", header)),
         "-s",
         str(script),
         f"http://{HOST}:{port}{path}",

@@ -116,11 +116,13 @@ def free_port() -> int:
         return port
 
 
-def get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+def get(
+    port: int, path: str, timeout: float = 5.0, headers: Mapping[str, str] | None = None
+) -> tuple[int, bytes]:
     """One HTTP GET to 127.0.0.1:port; returns (status, body)."""
     connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        connection.request("GET", path)
+        connection.request("GET", path, headers=dict(headers or {}))
         response = connection.getresponse()
         return response.status, response.read()
     finally:

@@ -378,6 +378,7 @@ class Benchmark:
         self.scripts = loadgen.write_scripts(scratch)
         self.meta: dict[str, Any] = {}
         self.project = Path()
+        self.auth: dict[str, str] = {}
         self.servers: dict[str, Server] = {}
 
     # -- set-up ---------------------------------------------------------------------------
@@ -444,6 +445,10 @@ class Benchmark:
         seconds, _ = self.children.run(seed, env=env, cwd=self.project, what="seed-notes")
         self.samples.setup_s["seed"] = seconds
         self.progress(f"seeded {self.plan.seed} notes in {seconds:.2f} s")
+        # The API routes need a key; the probes and the baseline ignore it.
+        make_key = [release[0], "api-keys", "create", "bench", "--replace"]
+        _, out = self.children.run(make_key, env=env, cwd=self.project, what="api-keys create")
+        self.auth = {"Authorization": f"Bearer {out.strip().splitlines()[-1]}"}
         python = str(self.project / ".venv" / "bin" / "python")
         logs = self.scratch / "logs"
         logs.mkdir()
@@ -487,6 +492,11 @@ class Benchmark:
                     self.samples.sigterm_idle_s[side].append(stopped)
                     self.samples.exit_codes[side].append(code)
 
+    @property
+    def wrk_headers(self) -> list[str]:
+        """The API key's header as wrk takes it."""
+        return [f"{name}: {value}" for name, value in self.auth.items()]
+
     def _warm(self, port: int, side: str) -> None:
         keys = ["healthz"] if side == "baseline" else ["healthz", "list", "create"]
         for key in keys:
@@ -499,10 +509,11 @@ class Benchmark:
                     path,
                     connections=64,
                     seconds=self.plan.warmup_seconds,
+                    headers=self.wrk_headers,
                 )
             elif script == "get":
                 for _ in range(20):
-                    procs.get(port, path)
+                    procs.get(port, path, headers=self.auth)
 
     def load_rounds(self) -> None:
         """Each round: start both servers, load them alternately with wrk, read RSS, stop them."""
@@ -526,6 +537,7 @@ class Benchmark:
                     path,
                     connections=connections,
                     seconds=self.plan.seconds,
+                    headers=self.wrk_headers,
                 )
                 name = f"{key}@{connections}"
                 self.samples.load[side].setdefault(name, []).append(result.as_dict())
@@ -556,12 +568,14 @@ class Benchmark:
         """
         for i in range(self.plan.inflight):
             process, port, _ = self.servers["generated"].start(self.children)
-            procs.get(port, LIST_PATH)  # one pooled connection, as in steady state
+            procs.get(
+                port, LIST_PATH, headers=self.auth
+            )  # one pooled connection, as in steady state
             outcome: dict[str, Any] = {}
 
             def request(port: int = port, outcome: dict[str, Any] = outcome) -> None:
                 try:
-                    outcome["status"], _ = procs.get(port, LIST_PATH, timeout=60)
+                    outcome["status"], _ = procs.get(port, LIST_PATH, timeout=60, headers=self.auth)
                 except OSError as error:
                     outcome["status"] = f"{type(error).__name__}"
                 outcome["done"] = time.perf_counter()
