@@ -7,7 +7,6 @@ removes them at the end.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import tempfile
@@ -91,7 +90,7 @@ def database_url() -> Iterator[str]:
     """A database of its own for this test run, migrated to head, dropped at the end."""
     url = create_database("run")
     try:
-        asyncio.run(migrate(make_settings(url)))
+        migrate(make_settings(url))
         yield url
     finally:
         drop_database(url)
@@ -114,7 +113,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 @pytest.fixture
 async def redis(app: FastAPI) -> Redis:
     """The app's Redis database, emptied before each test."""
-    client: Redis = app.state.resources.redis
+    client: Redis = app.state.services.redis
     await client.flushdb()
     return client
 
@@ -131,16 +130,24 @@ class RolledBackDatabase(Database):
 
 
 @pytest.fixture
-async def client(app: FastAPI, redis: Redis) -> AsyncIterator[AsyncClient]:
-    """An HTTP client whose database writes are rolled back after the test."""
-    settings: Settings = app.state.settings
-    connection = await asyncpg.connect(settings.database_dsn.get_secret_value())
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    """The app's Database in a transaction that is rolled back after the test."""
+    connection = await asyncpg.connect(settings.asyncpg_dsn.get_secret_value())
     transaction = connection.transaction()
     await transaction.start()
-    database = RolledBackDatabase(connection)
+    try:
+        yield RolledBackDatabase(connection)
+    finally:
+        await transaction.rollback()
+        await connection.close()
+
+
+@pytest.fixture
+async def client(app: FastAPI, redis: Redis, db: Database) -> AsyncIterator[AsyncClient]:
+    """An HTTP client whose database writes are rolled back after the test (`db`)."""
 
     async def database_in_test_transaction() -> Database:
-        return database
+        return db
 
     app.dependency_overrides[get_db] = database_in_test_transaction
     transport = ASGITransport(app=app)
@@ -149,8 +156,6 @@ async def client(app: FastAPI, redis: Redis) -> AsyncIterator[AsyncClient]:
             yield http
     finally:
         app.dependency_overrides.clear()
-        await transaction.rollback()
-        await connection.close()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,10 +10,10 @@ from fastapi import FastAPI
 from .api.health import liveness_body
 from .api.health import router as health_router
 from .api.router import api_router
+from .backing_services import BackingServices
 from .errors import install_error_handlers
 from .logs import get_logger
 from .middleware import RequestContextMiddleware
-from .resources import Resources
 from .settings import Settings, load_settings
 
 log = get_logger(__name__)
@@ -24,8 +23,8 @@ log = get_logger(__name__)
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the backing-service handles at start-up and close them at shutdown."""
     settings: Settings = app.state.settings
-    resources = await Resources.open(settings)
-    app.state.resources = resources
+    services = await BackingServices.open(settings)
+    app.state.services = services
     app.state.draining = False
     log.info(
         "started",
@@ -33,14 +32,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         version=settings.release_version,
         commit=settings.release_commit,
     )
-    # What is loaded by now (modules, routes, models) lives as long as the process: frozen, it
-    # is no longer walked by the cycle collector, neither while serving nor once more at exit,
-    # which halved SIGTERM-to-exit (bench/ in the template repository).
-    gc.freeze()
     try:
         yield
     finally:
-        await resources.close()
+        await services.close()
         log.info("stopped")
 
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import signal
 import socket
-import sys
 import time
 from types import FrameType
 
 import uvicorn
 
-from .logs import configure_logging, get_logger
-from .settings import ConfigError, Settings, load_settings
+from .logs import get_logger
+from .settings import Settings
+from .startup import begin
 
-EXIT_CONFIG = 78  # sysexits.h EX_CONFIG: the environment is wrong, restarting will not help
 log = get_logger(__name__)
 
 
@@ -96,12 +95,7 @@ def build_config(settings: Settings) -> uvicorn.Config:
 
 def main() -> None:
     """Entry point of the `web` process type."""
-    try:
-        settings = load_settings()
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)  # noqa: T201  # logging is not set up yet
-        sys.exit(EXIT_CONFIG)
-    configure_logging(settings.log_level)
+    settings = begin()
     if settings.web_concurrency > 1:
         from .supervisor import run_processes  # noqa: PLC0415  # only for several processes
 

@@ -6,12 +6,12 @@ import time
 
 from fastapi import HTTPException, Request
 
-from ..api.deps import ResourcesDep, SettingsDep
+from ..api.deps import ServicesDep, SettingsDep
 
 WINDOW_SECONDS = 60
 
 
-async def limit_writes(request: Request, resources: ResourcesDep, settings: SettingsDep) -> None:
+async def limit_writes(request: Request, services: ServicesDep, settings: SettingsDep) -> None:
     """Answer 429 with Retry-After once a client made RATE_LIMIT_PER_MINUTE writes this minute."""
     limit = settings.rate_limit_per_minute
     if limit == 0:
@@ -19,7 +19,7 @@ async def limit_writes(request: Request, resources: ResourcesDep, settings: Sett
     client = request.client.host if request.client else "unknown"
     window = int(time.time()) // WINDOW_SECONDS
     key = f"ratelimit:notes:{client}:{window}"
-    async with resources.redis.pipeline(transaction=True) as pipe:
+    async with services.redis.pipeline(transaction=True) as pipe:
         pipe.incr(key)
         pipe.expire(key, WINDOW_SECONDS)
         count, _ = await pipe.execute()
