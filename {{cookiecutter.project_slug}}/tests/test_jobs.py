@@ -169,7 +169,7 @@ def test_web_loads_neither_the_job_runner_nor_redis_until_it_needs_them(database
         "import sys\n"
         "from {{ cookiecutter.package_name }}.jobs.sender import JobSender\n"
         "from {{ cookiecutter.package_name }}.settings import load_settings\n"
-        "from {{ cookiecutter.package_name }}.web import build_config\n"
+        "from {{ cookiecutter.package_name }}.server import build_config\n"
         f"left_out = set({LEFT_OUT_OF_WEB!r})\n"
         "def loaded(): return sorted(set(n.split('.')[0] for n in sys.modules) & left_out)\n"
         "build_config(load_settings())\n"

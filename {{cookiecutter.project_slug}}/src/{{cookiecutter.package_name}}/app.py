@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from .api.health import liveness_body
 from .api.health import router as health_router
@@ -60,8 +61,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # layers of middleware (a tenth of a /healthz answer).
     app.include_router(api_router, max_body_size=settings.max_body_size)
     if settings.cors_origins:
-        from starlette.middleware.cors import CORSMiddleware  # noqa: PLC0415  # only when used
-
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,

@@ -12,7 +12,7 @@ import orjson
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .logs import get_logger, log_request
+from .logs import get_logger
 
 REQUEST_ID_HEADER = b"x-request-id"
 # Ids we accept from a caller: short, printable, no room for log injection.
@@ -29,6 +29,7 @@ _API_HEADERS = [
 _DOCS_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 
 error_log = get_logger("error")
+access_log = get_logger("access")
 
 
 class _RequestIds:
@@ -149,14 +150,12 @@ class RequestContextMiddleware:
                 )
         finally:
             client = scope.get("client")
-            log_request(
-                {
-                    "method": scope["method"],
-                    "path": path,
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "client": client[0] if client else None,
-                    "request_id": rid,
-                }
+            access_log.info(
+                "request",
+                method=scope["method"],
+                path=path,
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                client=client[0] if client else None,
             )
             structlog.contextvars.reset_contextvars(**tokens)

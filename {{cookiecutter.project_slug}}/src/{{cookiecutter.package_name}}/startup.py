@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
+from sqlalchemy import text
+
 from .logs import configure_logging
 from .settings import ConfigError, Settings, load_settings
 
@@ -50,8 +52,6 @@ def unreachable(*, redis: Redis | None = None, postgres: Engine | None = None) -
     """
     problems: dict[str, str] = {}
     if postgres is not None:
-        from sqlalchemy import text  # noqa: PLC0415  # only processes that use PostgreSQL
-
         try:
             with postgres.connect() as connection:
                 connection.execute(text("SELECT 1"))

@@ -15,9 +15,9 @@ from ..logs import get_logger
 from ..redis_connection import blocking_client
 from ..settings import Settings
 from ..startup import reason
+from .registry import declare_actors
 
 NAMESPACE = "dramatiq"  # prefix of every key Dramatiq keeps in Redis
-QUEUE = "default"
 # How long idle worker threads and consumers wait before looking again (ms). It bounds how
 # fast a worker notices a stop, and how often an idle worker refreshes its heartbeat.
 POLL_MS = 250
@@ -150,8 +150,6 @@ def build_broker(settings: Settings, *, declare: bool = True) -> RedisBroker:
         ],
     )
     if declare:
-        from .registry import declare_actors  # noqa: PLC0415  # registry imports this module
-
         declare_actors(broker)
     return broker
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Generic, ParamSpec
 
 P = ParamSpec("P")
+QUEUE = "default"  # the queue every job is sent to and every worker takes from
 
 
 @dataclass(frozen=True, slots=True)

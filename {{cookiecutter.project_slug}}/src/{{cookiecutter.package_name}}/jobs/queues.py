@@ -17,8 +17,8 @@ from dramatiq.brokers.redis import RedisBroker
 
 from ..logs import get_logger
 from . import handles
-from .broker import ATTEMPT_OPTIONS, QUEUE
-from .job import Periodic, job
+from .broker import ATTEMPT_OPTIONS
+from .job import QUEUE, Periodic, job
 
 log = get_logger("jobs")
 

@@ -9,8 +9,7 @@ import dramatiq
 from dramatiq import Broker
 
 from ..features import feature_modules
-from .broker import QUEUE
-from .job import Job, Periodic
+from .job import QUEUE, Job, Periodic
 
 
 def declaring_modules() -> list[ModuleType]:

@@ -7,7 +7,7 @@ import threading
 from typing import TYPE_CHECKING, ParamSpec
 
 from ..settings import Settings
-from .job import Job
+from .job import QUEUE, Job
 
 if TYPE_CHECKING:
     from dramatiq.brokers.redis import RedisBroker
@@ -43,8 +43,6 @@ class JobSender:
 
         def send() -> str:
             from dramatiq import Message  # noqa: PLC0415  # loaded with the broker, see above
-
-            from .broker import QUEUE  # noqa: PLC0415
 
             broker = self.broker()
             message: Message[object] = Message(
