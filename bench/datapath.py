@@ -1,11 +1,12 @@
 """Compare ways to run the notes list query from one SQLAlchemy declaration, in one process.
 
 Prints queries per second and p99 latency for: asyncpg with a hand-written SQL string (the
-reference), a SQLAlchemy Core statement compiled once and run by an asyncpg pool, and the same
-statement executed through SQLAlchemy's async engine on asyncpg. Needs a PostgreSQL URL
+reference), a SQLAlchemy Core statement compiled once and run by an asyncpg pool (with asyncpg's
+default session reset on release, and without it), and the same statement executed through
+SQLAlchemy's async engine on asyncpg. Needs a PostgreSQL URL
 (default: the local server on 127.0.0.1:5432); creates and drops its own database.
 
-    uv run python bench/datapath.py [postgresql://postgres@127.0.0.1:5432/postgres]
+    cd A-BAKED-PROJECT && uv run --with greenlet python PATH/TO/bench/datapath.py [POSTGRES_URL]
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ class Note(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-PAGE_QUERY = select(Note.id, Note.title, Note.body, Note.created_at).order_by(Note.id.desc()).limit(PAGE)
-RAW = f"SELECT id, title, body, created_at FROM notes ORDER BY id DESC LIMIT {PAGE}"
+PAGE_QUERY = (
+    select(Note.id, Note.title, Note.body, Note.created_at).order_by(Note.id.desc()).limit(PAGE)
+)
+RAW = "SELECT id, title, body, created_at FROM notes ORDER BY id DESC LIMIT 20"
 
 
 async def drive(name: str, query: Callable[[], Awaitable[list[dict[str, object]]]]) -> None:
@@ -53,7 +56,8 @@ async def drive(name: str, query: Callable[[], Awaitable[list[dict[str, object]]
         while time.perf_counter() < deadline:
             started = time.perf_counter()
             rows = await query()
-            assert len(rows) == PAGE
+            if len(rows) != PAGE:
+                raise RuntimeError(f"{name}: {len(rows)} rows, not {PAGE}")
             latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()
@@ -69,13 +73,23 @@ async def main(admin_url: str) -> None:
     await admin.execute("CREATE DATABASE bench_datapath")
     url = admin_url.rsplit("/", 1)[0] + "/bench_datapath"
     try:
-        engine = create_async_engine(url.replace("postgresql://", "postgresql+asyncpg://"), pool_size=POOL, max_overflow=0)
+        engine = create_async_engine(
+            url.replace("postgresql://", "postgresql+asyncpg://"), pool_size=POOL, max_overflow=0
+        )
         async with engine.begin() as connection:
             await connection.run_sync(Base.metadata.create_all)
         pool = await asyncpg.create_pool(url, min_size=POOL, max_size=POOL)
+
+        async def keep_session(_connection: asyncpg.Connection) -> None:
+            """No session reset on release (asyncpg still rolls back an open transaction)."""
+
+        no_reset_pool = await asyncpg.create_pool(
+            url, min_size=POOL, max_size=POOL, reset=keep_session
+        )
         async with pool.acquire() as connection:
             await connection.execute(
-                "INSERT INTO notes (title, body) SELECT 'Note ' || n, 'seeded' FROM generate_series(1, 10000) n"
+                "INSERT INTO notes (title, body)"
+                " SELECT 'Note ' || n, 'seeded' FROM generate_series(1, 10000) n"
             )
         compiled = PAGE_QUERY.compile(dialect=postgresql.asyncpg.dialect())
         compiled_sql = str(compiled)
@@ -89,6 +103,10 @@ async def main(admin_url: str) -> None:
             async with pool.acquire() as connection:
                 return [dict(row) for row in await connection.fetch(compiled_sql, *params)]
 
+        async def compiled_no_reset() -> list[dict[str, object]]:
+            async with no_reset_pool.acquire() as connection:
+                return [dict(row) for row in await connection.fetch(compiled_sql, *params)]
+
         async def core() -> list[dict[str, object]]:
             async with engine.connect() as connection:
                 result = await connection.execute(PAGE_QUERY)
@@ -97,8 +115,10 @@ async def main(admin_url: str) -> None:
         for _ in range(2):
             await drive("asyncpg + SQL string", raw)
             await drive("Core compiled once, asyncpg pool", compiled_once)
+            await drive("  the same, pool without session reset", compiled_no_reset)
             await drive("Core on async engine (asyncpg)", core)
         await pool.close()
+        await no_reset_pool.close()
         await engine.dispose()
     finally:
         await admin.execute("DROP DATABASE IF EXISTS bench_datapath WITH (FORCE)")
@@ -106,4 +126,6 @@ async def main(admin_url: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "postgresql://postgres@127.0.0.1:5432/postgres"))
+    asyncio.run(
+        main(sys.argv[1] if len(sys.argv) > 1 else "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
