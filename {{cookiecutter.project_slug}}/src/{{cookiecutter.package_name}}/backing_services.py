@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+
+from redis.asyncio import Redis
 
 from .db.pool import Database
 from .jobs.sender import JobSender
 from .redis_connection import async_client
 from .settings import Settings
-
-if TYPE_CHECKING:
-    from redis.asyncio import Redis
 
 
 @dataclass(slots=True)
@@ -30,7 +28,7 @@ class BackingServices:
 
     @property
     def redis(self) -> Redis:
-        """The Redis client, built on first use (the first write or readiness probe)."""
+        """The Redis client, built on first use (it connects then)."""
         if self._redis is None:
             self._redis = async_client(self.settings)
         return self._redis

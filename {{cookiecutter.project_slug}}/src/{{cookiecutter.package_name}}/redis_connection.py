@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import redis
+import redis.asyncio
 
 from .settings import Settings
-
-if TYPE_CHECKING:
-    import redis
-    import redis.asyncio
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -23,9 +22,7 @@ def client_options(settings: Settings) -> dict[str, Any]:
 
 def async_client(settings: Settings) -> redis.asyncio.Redis:
     """An asyncio client (web, admin); it connects on first use and decodes replies to str."""
-    from redis.asyncio import Redis  # noqa: PLC0415  # web loads redis-py on first use
-
-    client: redis.asyncio.Redis = Redis.from_url(
+    client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
         settings.redis_url.get_secret_value(), decode_responses=True, **client_options(settings)
     )
     return client
@@ -33,9 +30,7 @@ def async_client(settings: Settings) -> redis.asyncio.Redis:
 
 def blocking_client(settings: Settings) -> redis.Redis:
     """A blocking client (the broker of worker, clock and the web's job sender)."""
-    from redis import Redis  # noqa: PLC0415  # see async_client
-
-    client: redis.Redis = Redis.from_url(
+    client: redis.Redis = redis.Redis.from_url(
         settings.redis_url.get_secret_value(), **client_options(settings)
     )
     return client

@@ -35,7 +35,7 @@ async def get_db(request: Request) -> Database:
 
 
 async def get_jobs(services: Annotated[BackingServices, Depends(get_services)]) -> JobSender:
-    """The process's job sender (it imports Dramatiq on first use, not before)."""
+    """The process's job sender."""
     return services.jobs
 
 

@@ -127,11 +127,9 @@ class JobContext(Middleware):
             return [message for message, _ in self._running.values()]
 
 
-def build_broker(settings: Settings, *, declare: bool = True) -> RedisBroker:
-    """A Redis broker whose every wait is bounded, with the retry policy from settings.
-
-    With declare=False its actors are not declared: enough to send messages (JobSender).
-    """
+def build_broker(settings: Settings) -> RedisBroker:
+    """A Redis broker whose every wait is bounded, with the retry policy from settings, and
+    every job of the service (jobs/registry.py) declared on it as an actor."""
     broker = RedisBroker(  # type: ignore[no-untyped-call]  # Dramatiq leaves it unannotated
         client=blocking_client(settings),
         namespace=NAMESPACE,
@@ -149,8 +147,7 @@ def build_broker(settings: Settings, *, declare: bool = True) -> RedisBroker:
             ),
         ],
     )
-    if declare:
-        declare_actors(broker)
+    declare_actors(broker)
     return broker
 
 

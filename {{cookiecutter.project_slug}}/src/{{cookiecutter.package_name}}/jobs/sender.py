@@ -1,23 +1,22 @@
-"""Sending jobs from the async web process: Dramatiq is loaded on first use, off the event loop."""
+"""Sending jobs from the async web process, off the event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from typing import TYPE_CHECKING, ParamSpec
+from typing import ParamSpec
+
+from dramatiq.brokers.redis import RedisBroker
 
 from ..settings import Settings
-from .job import QUEUE, Job
-
-if TYPE_CHECKING:
-    from dramatiq.brokers.redis import RedisBroker
+from .broker import build_broker
+from .job import Job
 
 P = ParamSpec("P")
 
 
 class JobSender:
-    """Sends jobs to the worker. Building the broker costs an import of Dramatiq and redis-py;
-    the first send pays it, in a worker thread, so neither web start-up nor the event loop do."""
+    """Sends jobs to the worker through a broker built on first use (it connects then)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -25,13 +24,10 @@ class JobSender:
         self._broker: RedisBroker | None = None
 
     def broker(self) -> RedisBroker:
-        """The broker, built on first use (blocking: call it from a thread). Its actors are
-        not declared: a message names its job, and only the worker runs jobs."""
+        """The broker, built on first use."""
         with self._lock:
             if self._broker is None:
-                from .broker import build_broker  # noqa: PLC0415  # deferred: see the class
-
-                self._broker = build_broker(self._settings, declare=False)
+                self._broker = build_broker(self._settings)
             return self._broker
 
     async def send(self, job: Job[P], *args: P.args, **kwargs: P.kwargs) -> str:
@@ -42,13 +38,8 @@ class JobSender:
         """
 
         def send() -> str:
-            from dramatiq import Message  # noqa: PLC0415  # loaded with the broker, see above
-
-            broker = self.broker()
-            message: Message[object] = Message(
-                queue_name=QUEUE, actor_name=job.name, args=args, kwargs=kwargs, options={}
-            )
-            return str(broker.enqueue(message).message_id)
+            message = self.broker().get_actor(job.name).send(*args, **kwargs)
+            return str(message.message_id)
 
         return await asyncio.to_thread(send)
 
