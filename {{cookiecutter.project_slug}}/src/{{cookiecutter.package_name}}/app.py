@@ -61,8 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.liveness_body = liveness_body(settings)
     install_error_handlers(app)
     app.include_router(health_router)
-    # Only the API reads bodies; a limit on the whole app would wrap every probe in three more
-    # layers of middleware (a tenth of a /healthz answer).
+    # Only the API reads request bodies, so the body limit wraps the API routes, not the probes.
     app.include_router(api_router, max_body_size=settings.max_body_size)
     if settings.cors_origins:
         app.add_middleware(

@@ -1,7 +1,7 @@
 """Request dependencies: settings, the database pool, the backing services, the job sender.
 
-They are `async def` although they only read the app's state: FastAPI runs a plain `def`
-dependency in a worker thread, a round trip that cost about half of a small request.
+They are `async def` because they only read the app's state: FastAPI would run a plain `def`
+dependency in a worker thread, for nothing.
 """
 
 from __future__ import annotations

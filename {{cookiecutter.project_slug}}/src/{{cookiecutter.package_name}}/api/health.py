@@ -1,8 +1,8 @@
 """Liveness and readiness probes.
 
 The probes are plain Starlette routes, not FastAPI path operations: they take no input, so
-FastAPI's per-request dependency solving and validation would only add cost (about a third of
-a /healthz answer). They still pass through every middleware (request id, headers, access
+there is nothing for FastAPI's dependency solving and validation to do. They still pass through
+every middleware (request id, headers, access
 log). They read what they need from the app's state, and /healthz sends a body made once, when
 the app is created. Being Starlette routes, they are not in the OpenAPI schema.
 """
