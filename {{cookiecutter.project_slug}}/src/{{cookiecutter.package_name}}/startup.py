@@ -6,8 +6,6 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
-from sqlalchemy import text
-
 from .logs import configure_logging
 from .settings import ConfigError, Settings, load_settings
 
@@ -54,7 +52,7 @@ def unreachable(*, redis: Redis | None = None, postgres: Engine | None = None) -
     if postgres is not None:
         try:
             with postgres.connect() as connection:
-                connection.execute(text("SELECT 1"))
+                connection.exec_driver_sql("SELECT 1")
         except Exception as error:  # any failure means "not reachable"
             problems["PostgreSQL"] = reason(error)
     if redis is not None:

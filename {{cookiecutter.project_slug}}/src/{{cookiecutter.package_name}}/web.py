@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from .server import DrainingServer, build_config
 from .startup import begin
-from .supervisor import run_processes
 
 
 def main() -> None:
     """Entry point of the `web` process type."""
     settings = begin()
+    # Imported once the environment is known to be valid: a bad one stops web at once (exit 78)
+    # instead of after loading the whole app.
+    from .server import DrainingServer, build_config  # noqa: PLC0415
+    from .supervisor import run_processes  # noqa: PLC0415
+
     if settings.web_concurrency > 1:
         run_processes(settings)
         return
