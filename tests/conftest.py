@@ -14,6 +14,9 @@ import os
 import shutil
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 from cookiecutter.main import cookiecutter
+from psycopg import sql
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 DEFAULTS: dict[str, Any] = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
@@ -127,6 +131,21 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 def admin_connection() -> psycopg.Connection[Any]:
     """An autocommit connection for CREATE and DROP DATABASE."""
     return psycopg.connect(database_url("postgres"), autocommit=True)
+
+
+@contextmanager
+def scratch_database(label: str) -> Iterator[str]:
+    """A database of a test's own on the tests' server, dropped (connections closed) after."""
+    name = f"tmpl_{label}_{os.getpid()}_{int(time.time() * 1000)}"
+    with admin_connection() as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield database_url(name)
+    finally:
+        with admin_connection() as connection:
+            connection.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 def bake(output_dir: Path, **answers: Any) -> Path:

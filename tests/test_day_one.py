@@ -9,7 +9,6 @@ data directory.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import signal
@@ -21,15 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import (
-    TEST_DATABASE_URL,
-    TEST_REDIS_URL,
-    admin_connection,
-    bake,
-    database_url,
-    redis_url,
-)
-from psycopg import sql
+from conftest import TEST_DATABASE_URL, TEST_REDIS_URL, bake, redis_url, scratch_database
 
 SESSION_SCRIPT = Path(__file__).with_name("day_one_session.py")
 
@@ -149,14 +140,9 @@ def test_dev_refuses_a_taken_port_in_one_line_and_starts_nothing(
         taken.listen()
         port = taken.getsockname()[1]
         env = {**clean_env, "PORT": str(port)}
-        result = subprocess.run(
-            [str(project / ".venv" / "bin" / "twelve_factor_service-dev")],
-            cwd=tmp_path,  # outside the project: its .local/ must stay as it is
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        # outside the project: its .local/ must stay as it is
+        result = _in_project(
+            [str(project / ".venv" / "bin" / "twelve_factor_service-dev")], tmp_path, env
         )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
@@ -170,14 +156,8 @@ def test_dev_refuses_a_taken_port_in_one_line_and_starts_nothing(
 @pytest.fixture
 def database() -> Iterator[str]:
     """A database of this test's own on the tests' server."""
-    name = f"tmpl_dev_{os.getpid()}"
-    with admin_connection() as connection:
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield database_url(name)
-    with admin_connection() as connection:
-        connection.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    with scratch_database("dev") as url:
+        yield url
 
 
 def test_dev_uses_the_servers_it_is_given_and_starts_none(
@@ -212,14 +192,8 @@ def test_dev_names_a_broken_local_server_and_stops(
     (tmp_path / "Procfile").write_text((project / "Procfile").read_text())
     env = {**clean_env, "PORT": str(_free_port())}
     env.pop("DATABASE_URL", None)
-    result = subprocess.run(
-        [str(project / ".venv" / "bin" / "twelve_factor_service-dev")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = _in_project(
+        [str(project / ".venv" / "bin" / "twelve_factor_service-dev")], tmp_path, env
     )
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
@@ -236,6 +210,14 @@ def test_tests_ignore_database_url_and_redis_url(project: Path) -> None:
         assert 'environ.get("REDIS_URL"' not in text
     assert TEST_DATABASE_URL in support
     assert TEST_REDIS_URL in support
+
+
+def _in_project(
+    argv: list[str], cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
 
 
 def test_readme_migration_recipe_writes_a_numbered_revision_that_passes_ruff(
@@ -258,15 +240,7 @@ def test_readme_migration_recipe_writes_a_numbered_revision_that_passes_ruff(
     )
     env = {name: value for name, value in clean_env.items() if not name.startswith("TEST_")}
     env["PORT"] = str(_free_port())
-    result = subprocess.run(
-        shlex.split(recipe),
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = _in_project(shlex.split(recipe), project, env)
     assert result.returncode == 0, result.stderr[-3000:]
     versions = project / "src" / "twelve_factor_service" / "db" / "migrations" / "versions"
     assert sorted(path.name for path in versions.glob("*.py")) == [
@@ -280,26 +254,10 @@ def test_readme_migration_recipe_writes_a_numbered_revision_that_passes_ruff(
     assert 'down_revision: str | None = "0003"' in revision
     assert 'op.add_column("notes", sa.Column("priority"' in revision
     for check in (["ruff", "check", "."], ["ruff", "format", "--check", "."]):
-        lint = subprocess.run(
-            ["uv", "run", "--no-sync", *check],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        lint = _in_project(["uv", "run", "--no-sync", *check], project, env)
         assert lint.returncode == 0, lint.stdout + lint.stderr
     # The same command again finds nothing to write.
-    again = subprocess.run(
-        shlex.split(recipe),
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    again = _in_project(shlex.split(recipe), project, env)
     assert again.returncode == 0
     assert "no revision written" in again.stderr
     assert len(list(versions.glob("*.py"))) == 4

@@ -18,8 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import admin_connection, bake, database_url, redis_url
-from psycopg import sql
+from conftest import bake, redis_url, scratch_database
 
 DEV_TOOLS = ("pytest", "mypy", "ruff")
 
@@ -102,14 +101,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    name = f"tmpl_docker_{int(time.time() * 1000)}"
-    with admin_connection() as connection:
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield database_url(name)
-    with admin_connection() as connection:
-        connection.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    with scratch_database("docker") as url:
+        yield url
 
 
 def test_build_context_keeps_out_secrets_tests_and_local_state(project: Path) -> None:
