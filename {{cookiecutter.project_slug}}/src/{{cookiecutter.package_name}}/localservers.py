@@ -235,29 +235,3 @@ def _stop_pid(pid: int, sig: signal.Signals) -> None:
             time.sleep(0.05)
     except psutil.NoSuchProcess:
         return
-
-
-@dataclass
-class LocalServers:
-    """Both servers, stopped together."""
-
-    postgres: LocalPostgres
-    valkey: LocalValkey
-
-    def stop(self) -> None:
-        """Stop Valkey, then PostgreSQL; each waits for its server to exit."""
-        try:
-            self.valkey.stop()
-        finally:
-            self.postgres.stop()
-
-
-def start(root: Path, *, persist: bool) -> LocalServers:
-    """Start PostgreSQL in root/postgres and Valkey in root/valkey."""
-    postgres = start_postgres(root / "postgres")
-    try:
-        valkey = start_valkey(root / "valkey", persist=persist)
-    except BaseException:
-        postgres.stop()
-        raise
-    return LocalServers(postgres=postgres, valkey=valkey)
