@@ -1,11 +1,15 @@
-"""Side-by-side benchmark: the generated web service against a bare FastAPI app (issue 8).
+"""Side-by-side benchmark: the generated web service against two reference apps.
+
+The references: a bare FastAPI app (baseline_app.py: start-up, memory, /healthz) and the floor
+(floor_app.py: bare FastAPI, an asyncpg pool, the same queries, orjson) for the database-backed
+routes.
 
     uv run python bench/run.py              # full run, a few minutes
     uv run python bench/run.py --smoke      # seconds per figure: proves the benchmark still works
 
 It bakes the default project into a scratch directory, installs it from its lock as the
 Dockerfile does, creates a database, runs the Procfile's release, seeds notes, and then measures
-the baseline and the generated `web` in alternating runs. It prints a table of figures (medians
+the references and the generated `web` in alternating runs. It prints a table of figures (medians
 with min-max) and ratios to the baseline, marks the issue's budget lines met or NOT met, and
 writes every sample as JSON. It never asserts a figure: exit status 0 means that every figure
 was measured, 1 that one could not be, 130 that it was interrupted. Processes it started and
@@ -15,6 +19,7 @@ the database it created are removed in every case, and its Redis database (8) is
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -49,6 +54,9 @@ BENCH_DIR = Path(__file__).resolve().parent
 TEMPLATE_DIR = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 BASELINE_SCRIPT = BENCH_DIR / "baseline_app.py"
+FLOOR_SCRIPT = BENCH_DIR / "floor_app.py"
+SIDES = ("baseline", "floor", "generated")
+DEEP_ROWS = 5_000  # how deep the deep page starts
 
 POSTGRES_ADMIN = f"host={HOST} port=5432 user=postgres dbname=postgres"
 POSTGRES_URL = f"postgresql://postgres@{HOST}:5432"
@@ -59,25 +67,36 @@ BENCH_REDIS_URL = f"redis://{HOST}:6379/{BENCH_REDIS_DB}"
 SUITE_REDIS_URL = f"redis://{HOST}:6379/2"  # its three workers take databases 2 to 7
 SETTLE_SECONDS = 0.3  # quiet time before an "idle" SIGTERM or an RSS reading
 LIST_PATH = "/api/v1/notes?limit=20"
+READ_PATH = "/api/v1/notes/1"
 
-# Endpoint key -> (path, wrk script). Keys appear in the JSON and in report.py.
+# Endpoint key -> (path, wrk script). Keys appear in the JSON and in report.py. The deep page's
+# path names a cursor, made once the notes are seeded (Benchmark.release_and_seed).
 ENDPOINTS = {
     "healthz": ("/healthz", "get"),
+    "read": (READ_PATH, "get"),
     "list": (LIST_PATH, "get"),
+    "list_deep": (LIST_PATH, "get"),
     "create": ("/api/v1/notes", "post"),
 }
-# One round of load, in order; the two /healthz runs swap places every round.
+# One round of load, in order; each pair of reference and generated runs swaps places every
+# round.
 LOAD_RUNS = (
     ("baseline", "healthz", 64),
     ("generated", "healthz", 64),
+    ("floor", "read", 64),
+    ("generated", "read", 64),
+    ("floor", "list", 64),
     ("generated", "list", 64),
+    ("generated", "list_deep", 64),
     ("generated", "create", 64),
     ("generated", "list", 8),
     ("generated", "list", 256),
 )
 TABLE_LOAD_KEYS = (
     ("healthz@64", "/healthz, 64 conns:"),
+    ("read@64", "read one note (API route), 64 conns:"),
     ("list@64", "list (20 rows), 64 conns:"),
+    ("list_deep@64", f"list {DEEP_ROWS:,} rows deep, 64 conns:"),
     ("list@8", "list, 8 conns:"),
     ("list@256", "list, 256 conns:"),
     ("create@64", "create, 64 conns:"),
@@ -120,7 +139,7 @@ FULL = Plan(
     seconds=5,
     warmup_seconds=2,
     bakes=5,
-    seed=1000,
+    seed=6000,
     inflight=3,
     hold_seconds=0.5,
     suite_collect_only=False,
@@ -132,7 +151,7 @@ SMOKE = Plan(
     seconds=1,
     warmup_seconds=0,
     bakes=1,
-    seed=100,
+    seed=5100,
     inflight=1,
     hold_seconds=0.3,
     suite_collect_only=True,
@@ -184,7 +203,7 @@ class Server:
 
 
 def _sides() -> dict[str, list[Any]]:
-    return {"baseline": [], "generated": []}
+    return {side: [] for side in SIDES}
 
 
 @dataclass
@@ -197,7 +216,7 @@ class Samples:
     exit_codes: dict[str, list[int]] = field(default_factory=_sides)
     rss_mib: dict[str, list[float]] = field(default_factory=_sides)
     load: dict[str, dict[str, list[dict[str, Any]]]] = field(
-        default_factory=lambda: {"baseline": {}, "generated": {}}
+        default_factory=lambda: {side: {} for side in SIDES}
     )
     sigterm_inflight: list[dict[str, Any]] = field(default_factory=list)
     bake_s: dict[str, list[float]] = field(
@@ -271,6 +290,11 @@ def server_env(project: Path, database_url: str) -> dict[str, str]:
         "RATE_LIMIT_PER_MINUTE": "0",  # writes are measured, not limited
         "LOG_LEVEL": "INFO",
     }
+
+
+def deep_cursor(after_id: int) -> str:
+    """The generated list's cursor of the page after note `after_id` (notes/cursor.py's form)."""
+    return base64.urlsafe_b64encode(f"n:{after_id}".encode()).decode().rstrip("=")
 
 
 def procfile_command(project: Path, process_type: str) -> list[str]:
@@ -380,6 +404,7 @@ class Benchmark:
         self.project = Path()
         self.auth: dict[str, str] = {}
         self.servers: dict[str, Server] = {}
+        self.endpoints = dict(ENDPOINTS)
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -456,6 +481,13 @@ class Benchmark:
             "baseline": Server(
                 "baseline", [python, str(BASELINE_SCRIPT)], env, self.project, logs / "baseline.log"
             ),
+            "floor": Server(
+                "floor",
+                [python, str(FLOOR_SCRIPT)],
+                {**env, "DATABASE_URL": database_url},
+                self.project,
+                logs / "floor.log",
+            ),
             "generated": Server(
                 "generated",
                 procfile_command(self.project, "web"),
@@ -464,6 +496,11 @@ class Benchmark:
                 logs / "generated.log",
             ),
         }
+        # The seeded notes have ids 1 to seed: the page after id seed - DEEP_ROWS starts that deep.
+        self.endpoints["list_deep"] = (
+            f"{LIST_PATH}&cursor={deep_cursor(self.plan.seed - DEEP_ROWS)}",
+            "get",
+        )
         self.meta["commands"] = {name: s.argv for name, s in self.servers.items()}
 
     # -- measurements ----------------------------------------------------------------------
@@ -498,9 +535,13 @@ class Benchmark:
         return [f"{name}: {value}" for name, value in self.auth.items()]
 
     def _warm(self, port: int, side: str) -> None:
-        keys = ["healthz"] if side == "baseline" else ["healthz", "list", "create"]
+        keys = {
+            "baseline": ["healthz"],
+            "floor": ["read", "list"],
+            "generated": ["healthz", "read", "list", "list_deep", "create"],
+        }[side]
         for key in keys:
-            path, script = ENDPOINTS[key]
+            path, script = self.endpoints[key]
             if self.plan.warmup_seconds:
                 loadgen.run_wrk(
                     self.wrk,
@@ -518,7 +559,7 @@ class Benchmark:
     def load_rounds(self) -> None:
         """Each round: start both servers, load them alternately with wrk, read RSS, stop them."""
         for r in range(self.plan.rounds):
-            order = ("baseline", "generated") if r % 2 == 0 else ("generated", "baseline")
+            order = SIDES if r % 2 == 0 else tuple(reversed(SIDES))
             running: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
             for side in order:
                 process, port, _ = self.servers[side].start(self.children)
@@ -527,9 +568,10 @@ class Benchmark:
                 self._warm(running[side][1], side)
             runs = list(LOAD_RUNS)
             if r % 2:
-                runs[0], runs[1] = runs[1], runs[0]
+                for first in (0, 2, 4):  # the reference/generated pairs
+                    runs[first], runs[first + 1] = runs[first + 1], runs[first]
             for side, key, connections in runs:
-                path, script = ENDPOINTS[key]
+                path, script = self.endpoints[key]
                 result = loadgen.run_wrk(
                     self.wrk,
                     self.scripts[script],
@@ -553,7 +595,8 @@ class Benchmark:
             for side in order:
                 stopped, code = procs.terminate_timed(self.children, running[side][0])
                 self.samples.sigterm_loaded_s[side].append(stopped)
-                self.samples.exit_codes[side].append(code)
+                if side != "floor":
+                    self.samples.exit_codes[side].append(code)
                 self.progress(
                     f"round {r + 1}/{self.plan.rounds} {side}:"
                     f" RSS {self.samples.rss_mib[side][-1]:.1f} MiB,"

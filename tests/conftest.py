@@ -100,6 +100,7 @@ HEAVY_TESTS = frozenset(
         "test_exercise_fails_exactly_its_named_test",
         "test_update_brings_template_changes_keeps_local_edits_and_passes_own_tests",
         "test_readme_commands_run_and_test_the_service_where_no_server_is_reachable",
+        "test_the_extending_recipe_adds_a_field_and_a_feature_that_pass_every_check",
     }
 )
 
@@ -115,8 +116,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Each test is a unit of work of its own, except the heavy ones, which make one unit.
 
-    xdist's own `--dist loadgroup` does this with `xdist_group` marks, but its pytest 9 release
-    loses the marks (it renames node ids in a way pytest 9 ignores), so the group is ours.
+    xdist's own `--dist loadgroup` does this with `xdist_group` marks, but under pytest 9.2 and
+    xdist 3.8 it loses them (it renames node ids in a way pytest 9 ignores: four tests of one
+    group ran on both workers, checked again with those versions), so the group is ours.
     """
     from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415  # only under xdist
 
@@ -149,7 +151,13 @@ def scratch_database(label: str) -> Iterator[str]:
 
 
 def bake(output_dir: Path, **answers: Any) -> Path:
-    """Render the template without prompts into output_dir and return the project directory."""
+    """Render the template without prompts into output_dir and return the project directory.
+
+    This calls cookiecutter's API itself rather than through pytest-cookies: that plugin wraps
+    the same call in a function-scoped fixture that bakes into a directory of its own and turns
+    a failing hook into a result object, while the bakes here are shared by modules and
+    sessions, and the hook tests want the failure itself.
+    """
     context = {key: str(value) for key, value in answers.items()}
     project = cookiecutter(
         str(TEMPLATE_DIR),

@@ -7,7 +7,6 @@ removes them at the end.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import tempfile
@@ -92,7 +91,7 @@ def database_url() -> Iterator[str]:
     """A database of its own for this test run, migrated to head, dropped at the end."""
     url = create_database("run")
     try:
-        asyncio.run(migrate(make_settings(url)))
+        migrate(make_settings(url))
         yield url
     finally:
         drop_database(url)
@@ -115,7 +114,7 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 @pytest.fixture
 async def redis(app: FastAPI) -> Redis:
     """The app's Redis database, emptied before each test."""
-    client: Redis = app.state.resources.redis
+    client: Redis = app.state.services.redis
     await client.flushdb()
     return client
 
@@ -131,22 +130,27 @@ class RolledBackDatabase(Database):
         yield self._connection
 
 
-@asynccontextmanager
-async def _client_in_test_transaction(
-    app: FastAPI, *, with_key: bool
-) -> AsyncIterator[AsyncClient]:
-    settings: Settings = app.state.settings
-    connection = await asyncpg.connect(settings.database_dsn.get_secret_value())
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    """The app's Database in a transaction that is rolled back after the test."""
+    connection = await asyncpg.connect(settings.asyncpg_dsn.get_secret_value())
     transaction = connection.transaction()
     await transaction.start()
-    database = RolledBackDatabase(connection)
+    try:
+        yield RolledBackDatabase(connection)
+    finally:
+        await transaction.rollback()
+        await connection.close()
 
+
+@asynccontextmanager
+async def _client_on(app: FastAPI, db: Database, *, with_key: bool) -> AsyncIterator[AsyncClient]:
     async def database_in_test_transaction() -> Database:
-        return database
+        return db
 
     headers = {}
     if with_key:
-        key = await create_key(database, settings, "tests-in-transaction")
+        key = await create_key(db, app.state.settings, "tests-in-transaction")
         headers["Authorization"] = f"Bearer {key}"
     app.dependency_overrides[get_db] = database_in_test_transaction
     transport = ASGITransport(app=app)
@@ -157,21 +161,19 @@ async def _client_in_test_transaction(
             yield http
     finally:
         app.dependency_overrides.clear()
-        await transaction.rollback()
-        await connection.close()
 
 
 @pytest.fixture
-async def client(app: FastAPI, redis: Redis) -> AsyncIterator[AsyncClient]:
-    """An HTTP client with an API key; its database writes are rolled back after the test."""
-    async with _client_in_test_transaction(app, with_key=True) as http:
+async def client(app: FastAPI, redis: Redis, db: Database) -> AsyncIterator[AsyncClient]:
+    """An HTTP client with an API key; its database writes are rolled back after the test (`db`)."""
+    async with _client_on(app, db, with_key=True) as http:
         yield http
 
 
 @pytest.fixture
-async def anonymous(app: FastAPI, redis: Redis) -> AsyncIterator[AsyncClient]:
+async def anonymous(app: FastAPI, redis: Redis, db: Database) -> AsyncIterator[AsyncClient]:
     """An HTTP client without an API key (writes rolled back likewise)."""
-    async with _client_in_test_transaction(app, with_key=False) as http:
+    async with _client_on(app, db, with_key=False) as http:
         yield http
 
 

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,17 +117,20 @@ def admin_command(*args: str) -> list[str]:
     return [procfile_command("release")[0], *args]
 
 
-def run_admin(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """Run an admin one-off to its end, within 30 s."""
-    return subprocess.run(
-        admin_command(*args),
-        env=dict(env),
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+@dataclass(frozen=True)
+class Finished:
+    """How a process that ran to its end ended: exit code, stdout, stderr."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_admin(env: Mapping[str, str], *args: str, timeout: float = 30) -> Finished:
+    """Run an admin one-off to its end, within timeout seconds."""
+    admin = Service("admin", env, *args)
+    code = admin.wait(timeout)
+    return Finished(code, admin.output, admin.stderr)
 
 
 def service_env(**overrides: str) -> dict[str, str]:
@@ -136,47 +140,6 @@ def service_env(**overrides: str) -> dict[str, str]:
     env |= {"PYTHONUNBUFFERED": "1", "SECRET_KEY": TEST_SECRET, "ALLOWED_HOSTS": "*"}
     env |= overrides
     return {name: value for name, value in env.items() if value != ""}
-
-
-def start(process_type: str, env: Mapping[str, str], *args: str) -> subprocess.Popen[str]:
-    """Start a Procfile process type as a real process, with stdout and stderr piped."""
-    return subprocess.Popen(
-        [*procfile_command(process_type), *args],
-        env=dict(env),
-        cwd=PROJECT_DIR,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for_http(url: str, process: subprocess.Popen[str], timeout: float = 15.0) -> float:
-    """Poll url until it answers 200; return the seconds it took. Fail if the process dies."""
-    started = time.monotonic()
-    with httpx.Client(timeout=1.0) as http:  # one client: polling stays cheap on a busy machine
-        while time.monotonic() - started < timeout:
-            if process.poll() is not None:
-                _, err = process.communicate()
-                raise AssertionError(f"process exited with {process.returncode}: {err[-2000:]}")
-            try:
-                if http.get(url).status_code == 200:
-                    return time.monotonic() - started
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-    raise AssertionError(f"{url} did not answer 200 within {timeout} s")
-
-
-def stop(process: subprocess.Popen[str], timeout: float = 10.0) -> tuple[int, str, str]:
-    """SIGTERM a process and collect its exit code and output."""
-    if process.poll() is None:
-        process.terminate()
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-    return process.returncode, out, err
 
 
 _API_KEYS: dict[str, str] = {}
@@ -225,12 +188,30 @@ FAST_JOBS = {
 
 
 class Service:
-    """A Procfile process started for a test, its JSON log lines collected as they arrive."""
+    """A real process of the service, started for a test: a Procfile process type, or "admin"
+    for an admin one-off. Its JSON log lines are collected as they arrive, its stderr at exit.
 
-    def __init__(self, process_type: str, env: Mapping[str, str], *args: str) -> None:
+    The one way the tests start a process; `run_admin` runs a one-off through it to its end.
+    """
+
+    def __init__(
+        self, process_type: str, env: Mapping[str, str], *args: str, cwd: Path = PROJECT_DIR
+    ) -> None:
         self.name = process_type
-        self.process = start(process_type, env, *args)
+        if process_type == "admin":
+            command = admin_command(*args)
+        else:
+            command = [*procfile_command(process_type), *args]
+        self.process = subprocess.Popen(
+            command,
+            env=dict(env),
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.pid = self.process.pid
+        self.raw: list[str] = []
         self.lines: list[dict[str, Any]] = []
         self.stderr = ""
         self._changed = threading.Condition()
@@ -249,6 +230,7 @@ class Service:
             except ValueError:
                 line = {"event": None, "raw": raw}
             with self._changed:
+                self.raw.append(raw)
                 self.lines.append(line)
                 self._changed.notify_all()
 
@@ -258,6 +240,12 @@ class Service:
         with self._changed:
             self.stderr = text
             self._changed.notify_all()
+
+    @property
+    def output(self) -> str:
+        """Everything written to stdout so far, as written."""
+        with self._changed:
+            return "".join(self.raw)
 
     def events(self, event: str, **fields: object) -> list[dict[str, Any]]:
         """Log lines of this event whose fields have the given values."""
@@ -287,18 +275,23 @@ class Service:
             f"(exit code {self.process.poll()}):\n{tail}\n{self.stderr[-2000:]}"
         )
 
-    def wait_http(self, url: str, timeout: float = 15.0) -> None:
-        """Poll url until it answers 200; fail at once if the process exits."""
-        deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=1.0) as http:
-            while time.monotonic() < deadline and self.process.poll() is None:
+    def wait_http(self, url: str, timeout: float = 15.0) -> float:
+        """Poll url until it answers 200; the seconds it took. Fail at once if the process exits."""
+        started = time.monotonic()
+        with httpx.Client(timeout=1.0) as http:  # one client: polling stays cheap on a busy machine
+            while time.monotonic() - started < timeout and self.process.poll() is None:
                 try:
                     if http.get(url).status_code == 200:
-                        return
+                        return time.monotonic() - started
                 except httpx.TransportError:
                     pass
                 time.sleep(0.05)
-        raise AssertionError(f"{self.name}: {url} not 200 within {timeout} s: {self.stderr}")
+        if self.process.poll() is not None:
+            self._finish()
+        raise AssertionError(
+            f"{self.name}: {url} not 200 within {timeout} s"
+            f" (exit code {self.process.poll()}): {self.stderr[-2000:]}"
+        )
 
     def signal(self, sig: int = signal.SIGTERM) -> float:
         """Send a signal now; return the monotonic time it was sent."""

@@ -15,17 +15,18 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
 from {{ cookiecutter.package_name }}.app import create_app
-from {{ cookiecutter.package_name }}.clock import SCHEDULE, Clock
-from {{ cookiecutter.package_name }}.db.session import create_sync_engine
+from {{ cookiecutter.package_name }}.clock import Clock
+from {{ cookiecutter.package_name }}.db.engine import create_engine
 from {{ cookiecutter.package_name }}.jobs.queues import (
+    QUEUE_DEPTHS_SCHEDULE,
     dead_letters,
     purge,
     queue_depths,
     requeue,
 )
-from {{ cookiecutter.package_name }}.jobs.registry import JOBS
-from {{ cookiecutter.package_name }}.notes.routes import REFRESH_STATS
+from {{ cookiecutter.package_name }}.jobs.registry import declared_jobs, schedule
 from {{ cookiecutter.package_name }}.notes.tasks import (
+    BACKFILL_SCHEDULE,
     backfill,
     refresh_note_stats,
     store_note_stats,
@@ -78,7 +79,7 @@ async def test_a_note_is_stored_even_when_its_job_cannot_be_enqueued(
 
 
 def test_the_stats_job_is_idempotent(settings: Settings, committed: psycopg.Connection) -> None:
-    engine = create_sync_engine(settings, pool_size=1)
+    engine = create_engine(settings, process="worker")
     try:
         note_id = insert_note(committed, "one two three")
         assert store_note_stats(engine, note_id) == "stored"
@@ -97,7 +98,7 @@ def test_the_stats_job_is_idempotent(settings: Settings, committed: psycopg.Conn
 def test_backfill_computes_only_missing_stats(
     settings: Settings, committed: psycopg.Connection
 ) -> None:
-    engine = create_sync_engine(settings, pool_size=1)
+    engine = create_engine(settings, process="worker")
     try:
         done, missing = insert_note(committed), insert_note(committed, "x y")
         store_note_stats(engine, done)
@@ -150,33 +151,29 @@ def test_purged_dead_letters_are_gone_for_good(broker: RedisBroker) -> None:
 
 
 def test_two_clocks_firing_the_same_tick_enqueue_it_once(broker: RedisBroker) -> None:
-    first, second = Clock(broker, 60, SCHEDULE), Clock(broker, 60, SCHEDULE)
-    tick = 10 * 12345  # due for every entry of the schedule
-    assert first.fire(tick) == len(SCHEDULE)
+    entries = [QUEUE_DEPTHS_SCHEDULE, BACKFILL_SCHEDULE]
+    first, second = Clock(broker, 60, entries), Clock(broker, 60, entries)
+    tick = 10 * 12345  # due for both entries
+    assert first.fire(tick) == 2
     assert second.fire(tick) == 0
     assert second.fire(tick + 1) == 1  # only the every-tick entry is due
     scheduled = sorted(message.options["scheduled"] for message in _waiting(broker))
     assert scheduled == ["note-stats-backfill:123450", "queue-depths:123450", "queue-depths:123451"]
 
 
-# What web start-up leaves out: the worker's job runner and database layer, and redis-py,
-# which is loaded on the first write or readiness probe. The first enqueue loads Dramatiq and
-# redis-py, still not the worker's database layer.
-LEFT_OUT_OF_WEB = ("dramatiq", "sqlalchemy", "alembic", "psycopg", "redis")
+# What web start-up leaves out: the migrations and the blocking driver (web runs the same
+# SQLAlchemy Core statements on asyncpg; only the worker and the release use psycopg).
+LEFT_OUT_OF_WEB = ("alembic", "psycopg")
 
 
-def test_web_loads_neither_the_worker_nor_redis_until_it_needs_them(database_url: str) -> None:
+def test_web_loads_neither_the_migrations_nor_the_blocking_driver(database_url: str) -> None:
     code = (
         "import sys\n"
-        "from {{ cookiecutter.package_name }}.jobs.sender import JobSender\n"
         "from {{ cookiecutter.package_name }}.settings import load_settings\n"
-        "from {{ cookiecutter.package_name }}.web import build_config\n"
+        "from {{ cookiecutter.package_name }}.server import build_config\n"
         f"left_out = set({LEFT_OUT_OF_WEB!r})\n"
-        "def loaded(): return sorted(set(n.split('.')[0] for n in sys.modules) & left_out)\n"
         "build_config(load_settings())\n"
-        "print(loaded())\n"
-        "JobSender(load_settings()).broker()\n"
-        "print(loaded())\n"
+        "print(sorted(set(n.split('.')[0] for n in sys.modules) & left_out))\n"
     )
     env = service_env(DATABASE_URL=database_url, REDIS_URL="redis://127.0.0.1:1/0")
     result = subprocess.run(
@@ -187,11 +184,16 @@ def test_web_loads_neither_the_worker_nor_redis_until_it_needs_them(database_url
         check=True,
         timeout=30,
     )
-    at_start, after_first_enqueue = result.stdout.strip().splitlines()
-    assert at_start == "[]"
-    assert after_first_enqueue == "['dramatiq', 'redis']"
+    assert result.stdout.strip() == "[]"
 
 
-def test_every_job_the_web_sends_is_declared() -> None:
-    declared = {job.fn.__name__ for job in JOBS}
-    assert REFRESH_STATS in declared
+def test_jobs_and_schedule_entries_are_found_in_the_features() -> None:
+    assert {job.name for job in declared_jobs()} >= {
+        "report_queue_depths",
+        "refresh_note_stats",
+        "backfill_note_stats",
+    }
+    assert {entry.name: entry.job.name for entry in schedule()}.items() >= {
+        "queue-depths": "report_queue_depths",
+        "note-stats-backfill": "backfill_note_stats",
+    }.items()

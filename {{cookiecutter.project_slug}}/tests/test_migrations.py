@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -79,7 +78,7 @@ def test_stairway_every_revision_goes_up_down_and_up(empty_database: str) -> Non
 
 
 def test_models_and_migrations_agree(empty_database: str) -> None:
-    asyncio.run(migrate(make_settings(empty_database)))
+    migrate(make_settings(empty_database))
     engine = create_engine(_sync_url(empty_database))
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from redis import Redis
 
-from {{ cookiecutter.package_name }}.lifecycle import Heartbeat
+from {{ cookiecutter.package_name }}.heartbeat import Heartbeat
 
 from support import (
     FAST_JOBS,
@@ -24,9 +24,6 @@ from support import (
     other_redis_url,
     run_admin,
     service_env,
-    start,
-    stop,
-    wait_for_http,
     wait_until,
 )
 
@@ -36,18 +33,18 @@ pytestmark = pytest.mark.process
 def test_web_starts_from_env_alone_and_logs_only_json(database_url: str) -> None:
     port = free_port()
     env = service_env(DATABASE_URL=database_url, REDIS_URL=base_redis_url(), PORT=str(port))
-    web = start("web", env)
+    web = Service("web", env)
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz", web)
+        web.wait_http(f"http://127.0.0.1:{port}/healthz")
         response = httpx.get(
             f"http://127.0.0.1:{port}/readyz", headers={"x-request-id": "proc-test-0001"}
         )
         assert response.status_code == 200
         assert "server" not in response.headers
     finally:
-        code, out, err = stop(web)
-    assert code == 0, err
-    lines = [json.loads(line) for line in out.splitlines()]
+        code = web.stop()
+    assert code == 0, web.stderr
+    lines = [json.loads(line) for line in web.output.splitlines()]
     assert lines, "the web process logged nothing"
     assert all(line["ts"].endswith("Z") for line in lines)
     access = [
@@ -60,28 +57,22 @@ def test_web_starts_from_env_alone_and_logs_only_json(database_url: str) -> None
 
 def test_web_without_database_url_exits_at_once_naming_it() -> None:
     env = service_env(REDIS_URL=base_redis_url(), PORT=str(free_port()), DATABASE_URL="")
-    web = start("web", env)
+    web = Service("web", env)
     code = web.wait(timeout=5)
-    out, err = web.communicate()
     assert code != 0
-    assert "DATABASE_URL" in err
-    assert "Traceback" not in err
-    assert out == ""
+    assert "DATABASE_URL" in web.stderr
+    assert "Traceback" not in web.stderr
+    assert web.output == ""
 
 
 def test_release_processes_started_at_once_all_succeed() -> None:
     url = create_database("release")
     try:
         env = service_env(DATABASE_URL=url, REDIS_URL=base_redis_url())
-        releases = [start("release", env) for _ in range(4)]
-        results = [(p.wait(timeout=60), *p.communicate()) for p in releases]
-        assert [code for code, _, _ in results] == [0, 0, 0, 0], results
-        changed = [
-            json.loads(line)["changed"]
-            for _, out, _ in results
-            for line in out.splitlines()
-            if '"migrated"' in line
-        ]
+        releases = [Service("release", env) for _ in range(4)]
+        codes = [release.wait(timeout=60) for release in releases]
+        assert codes == [0, 0, 0, 0], [release.stderr for release in releases]
+        changed = [line["changed"] for release in releases for line in release.events("migrated")]
         assert sorted(changed) == [False, False, False, True]
     finally:
         drop_database(url)
@@ -94,12 +85,11 @@ def test_release_gives_up_on_an_unreachable_database_within_its_bound() -> None:
         DB_WAIT_TIMEOUT="1",
     )
     started = time.monotonic()
-    release = start("release", env)
+    release = Service("release", env)
     code = release.wait(timeout=30)
-    _, err = release.communicate()
     assert code != 0
     assert time.monotonic() - started < 15
-    assert "PostgreSQL did not answer within 1 s" in err
+    assert "PostgreSQL did not answer within 1 s" in release.stderr
 
 
 def test_backing_services_are_swapped_by_environment_alone(database_url: str) -> None:
@@ -108,13 +98,12 @@ def test_backing_services_are_swapped_by_environment_alone(database_url: str) ->
     port = free_port()
     try:
         env = service_env(DATABASE_URL=second_db, REDIS_URL=second_redis, PORT=str(port))
-        release = start("release", env)
-        code = release.wait(timeout=60)
-        _, err = release.communicate()
-        assert code == 0, err
-        web = start("web", env)
+        release = Service("release", env)
+        code = release.wait(60)
+        assert code == 0, release.stderr
+        web = Service("web", env)
         try:
-            wait_for_http(f"http://127.0.0.1:{port}/readyz", web)
+            web.wait_http(f"http://127.0.0.1:{port}/readyz")
             created = httpx.post(
                 f"http://127.0.0.1:{port}/api/v1/notes",
                 json={"title": "swap"},
@@ -122,7 +111,7 @@ def test_backing_services_are_swapped_by_environment_alone(database_url: str) ->
             )
             assert created.status_code == 201
         finally:
-            stop(web)
+            web.stop()
         with psycopg.connect(second_db) as connection:
             titles = connection.execute("SELECT title FROM notes").fetchall()
         assert titles == [("swap",)]

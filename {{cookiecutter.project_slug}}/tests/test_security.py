@@ -95,7 +95,7 @@ async def test_repeated_failures_from_one_address_are_429(database_url: str) -> 
         app.router.lifespan_context(app),
         AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as http,
     ):
-        await app.state.resources.redis.flushdb()
+        await app.state.services.redis.flushdb()
         statuses = [(await http.get(NOTES)).status_code for _ in range(5)]
     assert statuses[:3] == [401, 401, 401]
     assert statuses[3:] == [429, 429]
@@ -216,7 +216,7 @@ async def test_the_write_limit_follows_the_key_not_the_address(database_url: str
         app.router.lifespan_context(app),
         AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as http,
     ):
-        await app.state.resources.redis.flushdb()
+        await app.state.services.redis.flushdb()
         statuses = [
             (
                 await http.post(

@@ -66,11 +66,17 @@ def test_invalid_values_are_named_but_never_echoed(environ: pytest.MonkeyPatch) 
     assert TEST_SECRET not in message
 
 
-@pytest.mark.parametrize("scheme", ["postgres", "postgresql", "postgresql+psycopg"])
-def test_platform_postgres_urls_are_accepted(environ: pytest.MonkeyPatch, scheme: str) -> None:
+@pytest.mark.parametrize(
+    "scheme", ["postgres", "postgresql", "postgresql+psycopg", "postgresql+asyncpg"]
+)
+def test_platform_postgres_urls_are_kept_and_derived_per_driver(
+    environ: pytest.MonkeyPatch, scheme: str
+) -> None:
     _set(environ, DATABASE_URL=f"{scheme}://u:p@db:5432/app")
-    url = load_settings().database_url.get_secret_value()
-    assert url == "postgresql+psycopg://u:p@db:5432/app"
+    settings = load_settings()
+    assert settings.database_url.get_secret_value() == f"{scheme}://u:p@db:5432/app"
+    assert settings.asyncpg_dsn.get_secret_value() == "postgresql://u:p@db:5432/app"
+    assert settings.sqlalchemy_url.get_secret_value() == "postgresql+psycopg://u:p@db:5432/app"
 
 
 @pytest.mark.parametrize("secret", ["changeme", "dev-secret-key-change-me", "short-but-real"])

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import pytest
 
-from support import (
-    PROJECT_DIR,
-    admin_command,
-    base_redis_url,
-    free_port,
-    procfile_command,
-    service_env,
-)
+from support import Service, base_redis_url, free_port, service_env
 
 pytestmark = pytest.mark.process
 
@@ -24,24 +16,21 @@ def test_unreachable_services_stop_each_process_at_once_naming_them(database_url
     postgres_down = f"postgresql://postgres@127.0.0.1:{free_port()}/none"
     # command, DATABASE_URL, REDIS_URL -> exit code, what the one line on stderr names
     cases = [
-        (procfile_command("worker"), database_url, redis_down, 4, "Redis unreachable"),
-        (procfile_command("clock"), database_url, redis_down, 4, "Redis unreachable"),
-        (admin_command("check"), database_url, redis_down, 4, "Redis unreachable"),
-        (admin_command("check"), postgres_down, base_redis_url(), 3, "PostgreSQL unreachable"),
+        (("worker",), database_url, redis_down, 4, "Redis unreachable"),
+        (("clock",), database_url, redis_down, 4, "Redis unreachable"),
+        (("admin", "check"), database_url, redis_down, 4, "Redis unreachable"),
+        (("admin", "check"), postgres_down, base_redis_url(), 3, "PostgreSQL unreachable"),
     ]
     started = time.monotonic()
     processes = [
-        subprocess.Popen(
-            command,
-            env=service_env(DATABASE_URL=db, REDIS_URL=redis, REDIS_TIMEOUT="1"),
-            cwd=PROJECT_DIR,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+        Service(
+            command[0],
+            service_env(DATABASE_URL=db, REDIS_URL=redis, REDIS_TIMEOUT="1"),
+            *command[1:],
         )
         for command, db, redis, _, _ in cases
     ]
-    results = [(process.wait(timeout=30), process.communicate()[1]) for process in processes]
+    results = [(process.wait(timeout=30), process.stderr) for process in processes]
     took = time.monotonic() - started
     for (command, _, _, code, named), (exit_code, err) in zip(cases, results, strict=True):
         assert exit_code == code, (command, err)

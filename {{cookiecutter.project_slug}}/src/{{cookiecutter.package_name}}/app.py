@@ -7,14 +7,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from .api.health import liveness_body
 from .api.health import router as health_router
 from .api.router import api_router
+from .backing_services import BackingServices
 from .errors import install_error_handlers
 from .logs import get_logger
 from .middleware import RequestContextMiddleware
-from .resources import Resources
 from .settings import Settings, load_settings
 
 log = get_logger(__name__)
@@ -24,8 +25,8 @@ log = get_logger(__name__)
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the backing-service handles at start-up and close them at shutdown."""
     settings: Settings = app.state.settings
-    resources = await Resources.open(settings)
-    app.state.resources = resources
+    services = await BackingServices.open(settings)
+    app.state.services = services
     app.state.draining = False
     log.info(
         "started",
@@ -33,14 +34,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         version=settings.release_version,
         commit=settings.release_commit,
     )
-    # What is loaded by now (modules, routes, models) lives as long as the process: frozen, it
-    # is no longer walked by the cycle collector, neither while serving nor once more at exit,
-    # which halved SIGTERM-to-exit (bench/ in the template repository).
+    # What is loaded by now (modules, routes, tables, compiled statements) lives as long as the
+    # process: frozen, the cycle collector no longer walks it, neither while serving nor at exit.
     gc.freeze()
     try:
         yield
     finally:
-        await resources.close()
+        await services.close()
         log.info("stopped")
 
 
@@ -61,12 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.liveness_body = liveness_body(settings)
     install_error_handlers(app)
     app.include_router(health_router)
-    # Only the API reads bodies; a limit on the whole app would wrap every probe in three more
-    # layers of middleware (a tenth of a /healthz answer).
+    # Only the API reads request bodies, so the body limit wraps the API routes, not the probes.
     app.include_router(api_router, max_body_size=settings.max_body_size)
     if settings.cors_origins:
-        from starlette.middleware.cors import CORSMiddleware  # noqa: PLC0415  # only when used
-
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,

@@ -6,42 +6,43 @@ import argparse
 import asyncio
 import re
 import sys
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
-from .errors import unavailable_service
-from .lifecycle import (
-    EXIT_BOTH,
-    EXIT_CONFIG,
-    EXIT_POSTGRES,
-    EXIT_REDIS,
-    fail,
-    reason,
-    settings_or_exit,
+from redis import RedisError
+
+from .apikeys.service import KeyNameTakenError, create_key, list_keys, revoke_key
+from .db.migrate import (
+    DatabaseRefusedError,
+    DatabaseUnavailableError,
+    current_revision,
+    head_revision,
+    migrate,
 )
-from .logs import configure_logging, get_logger
+from .db.pool import Database
+from .errors import unavailable_service
+from .jobs.broker import build_broker
+from .jobs.queues import dead_letters, purge, requeue
+from .logs import get_logger
+from .notes import service as notes
+from .notes.schemas import NoteIn
+from .redis_connection import blocking_client
 from .settings import Settings
+from .startup import EXIT_BOTH, EXIT_CONFIG, EXIT_POSTGRES, EXIT_REDIS, begin, fail, reason
 
 EXIT_UNMIGRATED = 6
 EXIT_DATABASE_WAIT = 7
 EXIT_KEY_NAME_TAKEN = 8
 EXIT_NO_SUCH_KEY = 9
-SEED_BATCH = 1_000  # notes per INSERT of seed-notes
+SEED_BATCH = 1_000  # notes per transaction of seed-notes
 log = get_logger("admin")
 
-Handler = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
+Handler = Callable[[Settings, argparse.Namespace], int]
 
 
-async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     """Upgrade the schema to head (the `release` process type)."""
-    from .db.migrate import (  # noqa: PLC0415
-        DatabaseRefusedError,
-        DatabaseUnavailableError,
-        migrate,
-    )
-
     try:
-        before, after = await migrate(settings, args.target)
+        before, after = migrate(settings, args.target)
     except DatabaseRefusedError as error:
         fail(str(error))
         return EXIT_CONFIG
@@ -52,28 +53,24 @@ async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
+def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
     """Configuration valid, PostgreSQL and Redis reachable, schema at head."""
-    from .db.migrate import current_revision, head_revision  # noqa: PLC0415
-    from .resources import create_redis  # noqa: PLC0415
-
-    timeout = settings.readiness_timeout * 5
     problems: list[str] = []
     postgres_ok = redis_ok = True
     revision = None
     try:
-        revision = await asyncio.wait_for(current_revision(settings), timeout)
+        revision = current_revision(settings)
     except Exception as error:  # any failure means "not reachable"
         postgres_ok = False
         problems.append(f"PostgreSQL unreachable ({type(error).__name__})")
-    redis = create_redis(settings)
+    redis = blocking_client(settings)
     try:
-        await asyncio.wait_for(redis.ping(), timeout)
+        redis.ping()
     except Exception as error:  # any failure means "not reachable"
         redis_ok = False
         problems.append(f"Redis unreachable ({type(error).__name__})")
     finally:
-        await redis.aclose()
+        redis.close()
     if not (postgres_ok and redis_ok):
         fail("; ".join(problems))
         if not postgres_ok and not redis_ok:
@@ -91,29 +88,29 @@ async def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_seed_notes(settings: Settings, args: argparse.Namespace) -> int:
-    """Insert example notes (a data task; also used to prepare benchmarks)."""
-    from .db.pool import Database  # noqa: PLC0415
-    from .notes.schemas import NoteIn  # noqa: PLC0415
-    from .notes.service import count_notes, create_notes  # noqa: PLC0415
-
+async def _seed_notes(settings: Settings, count: int) -> int:
     db = await Database.open(settings, process="admin")
     try:
-        for start in range(1, args.count + 1, SEED_BATCH):
-            numbers = range(start, min(start + SEED_BATCH, args.count + 1))
-            await create_notes(db, [NoteIn(title=f"Note {n}", body="seeded") for n in numbers])
-            print(f"seeded {numbers[-1]}/{args.count}", file=sys.stderr)  # noqa: T201
-        total = await count_notes(db)
+        for start in range(1, count + 1, SEED_BATCH):
+            numbers = range(start, min(start + SEED_BATCH, count + 1))
+            await notes.create_notes(
+                db, [NoteIn(title=f"Note {n}", body="seeded") for n in numbers]
+            )
+            print(f"seeded {numbers[-1]}/{count}", file=sys.stderr)  # noqa: T201
+        return await notes.count_notes(db)
     finally:
         await db.close()
+
+
+def cmd_seed_notes(settings: Settings, args: argparse.Namespace) -> int:
+    """Insert example notes (a data task; also used to prepare benchmarks)."""
+    total = asyncio.run(_seed_notes(settings, args.count))
     log.info("seeded notes", added=args.count, total=total)
     return 0
 
 
-def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
-    from .jobs.broker import build_broker  # noqa: PLC0415
-    from .jobs.queues import dead_letters, purge, requeue  # noqa: PLC0415
-
+def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    """List jobs that failed their last retry; optionally enqueue them again or delete them."""
     broker = build_broker(settings)
     try:
         letters = dead_letters(broker)
@@ -126,21 +123,13 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
             log.info("dead letters requeued", count=requeue(broker, letters))
         elif args.purge:
             log.info("dead letters purged", count=purge(broker, letters))
+    except RedisError as error:
+        fail(f"Redis unreachable ({reason(error)})")
+        return EXIT_REDIS
     finally:
         broker.client.close()
     print(f"{len(letters)} dead letter(s)", file=sys.stderr)  # noqa: T201
     return 0
-
-
-async def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
-    """List jobs that failed their last retry; optionally enqueue them again or delete them."""
-    from redis import RedisError  # noqa: PLC0415
-
-    try:
-        return await asyncio.to_thread(_dead_letters, settings, args)
-    except RedisError as error:
-        fail(f"Redis unreachable ({reason(error)})")
-        return EXIT_REDIS
 
 
 KEY_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -155,16 +144,12 @@ def _key_name(value: str) -> str:
     return value
 
 
-async def cmd_api_keys(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_api_keys(settings: Settings, args: argparse.Namespace) -> int:
     """Make, list and revoke the API keys that /api accepts."""
-    from .apikeys.service import (  # noqa: PLC0415
-        KeyNameTakenError,
-        create_key,
-        list_keys,
-        revoke_key,
-    )
-    from .db.pool import Database  # noqa: PLC0415
+    return asyncio.run(_api_keys(settings, args))
 
+
+async def _api_keys(settings: Settings, args: argparse.Namespace) -> int:
     db = await Database.open(settings, process="admin")
     try:
         if args.action == "create":
@@ -251,11 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `{{ cookiecutter.package_name }}-admin`."""
     args = build_parser().parse_args(argv)
-    settings = settings_or_exit()
-    configure_logging(settings.log_level)
+    settings = begin()
     handler, _ = COMMANDS[args.command]
     try:
-        code = asyncio.run(handler(settings, args))
+        code = handler(settings, args)
     except Exception as error:
         service = unavailable_service(error)
         if service is None:

@@ -14,52 +14,31 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
+from .heartbeat import Heartbeat
 from .jobs.broker import build_broker
-from .jobs.queues import report_queue_depths
-from .lifecycle import (
-    Heartbeat,
-    StopSignal,
-    exit_unreachable,
-    reason,
-    settings_or_exit,
-    unreachable,
-)
-from .logs import configure_logging, get_logger
-from .notes.tasks import backfill_note_stats
+from .jobs.job import Periodic
+from .jobs.registry import schedule
+from .logs import get_logger
+from .signals import StopSignal
+from .startup import begin, exit_unreachable, reason, unreachable
 
 log = get_logger("clock")
-
-
-@dataclass(frozen=True, slots=True)
-class Periodic:
-    """Enqueue `job` every `every` ticks."""
-
-    name: str
-    every: int
-    job: Callable[[], None]
-
-
-SCHEDULE: tuple[Periodic, ...] = (
-    Periodic("queue-depths", every=1, job=report_queue_depths),
-    Periodic("note-stats-backfill", every=10, job=backfill_note_stats),
-)
 
 
 class Clock:
     """Fires the schedule's entries at their ticks, once across every clock process."""
 
     def __init__(
-        self, broker: RedisBroker, tick_seconds: float, schedule: tuple[Periodic, ...]
+        self, broker: RedisBroker, tick_seconds: float, entries: Sequence[Periodic]
     ) -> None:
         self.broker = broker
         self.tick_seconds = tick_seconds
-        self.schedule = schedule
+        self.schedule = tuple(entries)
         self.clock_id = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def tick_at(self, timestamp: float) -> int:
@@ -80,7 +59,7 @@ class Clock:
                 if not self.broker.client.set(key, self.clock_id, nx=True, ex=expiry):
                     log.debug("tick taken by another clock", schedule=entry.name, tick=tick)
                     continue
-                actor = self.broker.get_actor(entry.job.__name__)
+                actor = self.broker.get_actor(entry.job.name)
                 message = actor.send_with_options(scheduled=f"{entry.name}:{tick}")
             except redis.RedisError as error:
                 log.warning("tick failed", schedule=entry.name, tick=tick, error=reason(error))
@@ -108,18 +87,17 @@ class Clock:
 
 def main() -> None:
     """Entry point of the `clock` process type."""
-    settings = settings_or_exit()
-    configure_logging(settings.log_level)
+    settings = begin()
     stop = StopSignal().install()
     broker = build_broker(settings)
     problems = unreachable(redis=broker.client)
     if problems:
         exit_unreachable("clock", problems)
-    clock = Clock(broker, settings.clock_tick_seconds, SCHEDULE)
+    clock = Clock(broker, settings.clock_tick_seconds, schedule())
     log.info(
         "clock started",
         tick_seconds=settings.clock_tick_seconds,
-        schedule={entry.name: entry.every for entry in SCHEDULE},
+        schedule={entry.name: entry.every for entry in clock.schedule},
         clock_id=clock.clock_id,
     )
     clock.run(stop, Heartbeat(settings.liveness_file))

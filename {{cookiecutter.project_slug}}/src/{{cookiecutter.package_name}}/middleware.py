@@ -13,7 +13,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import unavailable_service
-from .logs import get_logger, log_request
+from .logs import get_logger
 
 REQUEST_ID_HEADER = b"x-request-id"
 # Ids we accept from a caller: short, printable, no room for log injection.
@@ -38,6 +38,7 @@ _PLAIN_TEXT = (b"content-type", b"text/plain; charset=utf-8")
 CONTENT_TOO_LARGE = 413
 
 error_log = get_logger("error")
+access_log = get_logger("access")
 
 
 class _RequestIds:
@@ -195,14 +196,12 @@ class RequestContextMiddleware:
                 await _send_json(send, status, {"error": message, "request_id": rid}, request_id)
         finally:
             client = scope.get("client")
-            log_request(
-                {
-                    "method": scope["method"],
-                    "path": path,
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "client": client[0] if client else None,
-                    "request_id": rid,
-                }
+            access_log.info(
+                "request",
+                method=scope["method"],
+                path=path,
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                client=client[0] if client else None,
             )
             structlog.contextvars.reset_contextvars(**tokens)

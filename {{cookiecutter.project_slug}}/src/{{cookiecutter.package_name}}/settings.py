@@ -14,11 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 # Secrets that ship in examples and docs; a production process refuses to start with one.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev-secret-key-change-me"})
 MIN_SECRET_LENGTH = 32
-_POSTGRES_SCHEMES = {
-    "postgres": "postgresql+psycopg",
-    "postgresql": "postgresql+psycopg",
-    "postgresql+psycopg": "postgresql+psycopg",
-}
+_POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg", "postgresql+asyncpg")
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _PROXY_PATTERN = re.compile(r"^[0-9A-Fa-f:.]+(/\d{1,3})?$|^unix:")
 _HOST_PATTERN = re.compile(r"^(\*|(\*\.)?[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])$")
@@ -79,8 +75,7 @@ class Settings(BaseSettings):
     graceful_timeout: int = Field(default=20, ge=1, le=3600)
     shutdown_delay: float = Field(default=0.0, ge=0, le=300)
 
-    db_pool_size: int = Field(default=10, ge=1, le=200)
-    db_max_overflow: int = Field(default=5, ge=0, le=200)
+    db_pool_max_size: int = Field(default=15, ge=1, le=400)
     db_pool_timeout: float = Field(default=5.0, gt=0, le=300)
     db_connect_timeout: int = Field(default=5, ge=1, le=300)
     db_wait_timeout: float = Field(default=30.0, ge=0, le=3600)
@@ -113,7 +108,7 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _normalise_database_url(cls, value: SecretStr) -> SecretStr:
+    def _check_database_url(cls, value: SecretStr) -> SecretStr:
         raw = value.get_secret_value().strip()
         scheme, sep, rest = raw.partition("://")
         if not sep or scheme not in _POSTGRES_SCHEMES or not rest:
@@ -121,7 +116,7 @@ class Settings(BaseSettings):
         parts = _split_url(raw)
         if not parts.hostname and "host" not in parse_qs(parts.query):
             raise ValueError("names no host: postgresql://user:password@host:port/name")
-        return SecretStr(f"{_POSTGRES_SCHEMES[scheme]}://{rest}")
+        return SecretStr(raw)
 
     @field_validator("redis_url")
     @classmethod
@@ -201,11 +196,18 @@ class Settings(BaseSettings):
         return value
 
     @property
-    def database_dsn(self) -> SecretStr:
-        """DATABASE_URL as libpq and asyncpg take it (the web's pool); the SQLAlchemy form,
-        with its driver name, is `database_url` (migrations, the worker)."""
-        _, _, rest = self.database_url.get_secret_value().partition("://")
-        return SecretStr(f"postgresql://{rest}")
+    def asyncpg_dsn(self) -> SecretStr:
+        """DATABASE_URL as asyncpg takes it (the web's and admin's pool)."""
+        return SecretStr(f"postgresql://{self._database_url_rest}")
+
+    @property
+    def sqlalchemy_url(self) -> SecretStr:
+        """DATABASE_URL as SQLAlchemy's psycopg engine takes it (migrations, the worker)."""
+        return SecretStr(f"postgresql+psycopg://{self._database_url_rest}")
+
+    @property
+    def _database_url_rest(self) -> str:
+        return self.database_url.get_secret_value().partition("://")[2]
 
     @property
     def show_docs(self) -> bool:

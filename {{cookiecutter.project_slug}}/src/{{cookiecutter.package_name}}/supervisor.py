@@ -1,4 +1,10 @@
-"""Several web processes on one port (WEB_CONCURRENCY > 1), each draining like a single one."""
+"""Several web processes on one port (WEB_CONCURRENCY > 1), each draining like a single one.
+
+uvicorn's own `workers=` supervisor is not used: it builds a plain uvicorn.Server in each child,
+so no child would fail readiness and wait SHUTDOWN_DELAY on SIGTERM, and it keeps its copy of the
+listening socket open while the children drain, so new connections queue where nobody accepts
+them. tests/test_web_shutdown.py and test_factor_08 run this one with WEB_CONCURRENCY=2.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +14,13 @@ import sys
 from types import FrameType
 
 from .logs import get_logger
+from .server import DrainingServer, build_config
 from .settings import Settings
 
 log = get_logger(__name__)
 
 
 def _start_child(settings: Settings, sock: object) -> int:
-    from .web import DrainingServer, build_config  # noqa: PLC0415  # avoids an import cycle
-
     pid = os.fork()
     if pid:
         return pid
@@ -33,8 +38,6 @@ def _start_child(settings: Settings, sock: object) -> int:
 
 def run_processes(settings: Settings) -> None:
     """Fork WEB_CONCURRENCY servers sharing one socket; forward SIGTERM/SIGINT; exit with them."""
-    from .web import build_config  # noqa: PLC0415  # avoids an import cycle
-
     sock = build_config(settings).bind_socket()
     children = {_start_child(settings, sock) for _ in range(settings.web_concurrency)}
     log.info("web processes started", count=len(children), port=settings.port)

@@ -17,26 +17,27 @@ import time
 
 from dramatiq import Worker
 
-from .db.session import create_sync_engine
-from .jobs import runtime
+from .db.engine import create_engine
+from .heartbeat import Heartbeat
+from .jobs import handles
 from .jobs.broker import POLL_MS, build_broker, job_context
-from .lifecycle import Heartbeat, StopSignal, exit_unreachable, settings_or_exit, unreachable
-from .logs import configure_logging, get_logger
+from .logs import get_logger
+from .signals import StopSignal
+from .startup import begin, exit_unreachable, unreachable
 
 log = get_logger("worker")
 
 
 def main() -> None:
     """Entry point of the `worker` process type."""
-    settings = settings_or_exit()
-    configure_logging(settings.log_level)
+    settings = begin()
     stop = StopSignal().install()
     broker = build_broker(settings)
-    engine = create_sync_engine(settings, pool_size=settings.worker_threads)
+    engine = create_engine(settings, process="worker", pool_size=settings.worker_threads)
     problems = unreachable(redis=broker.client, postgres=engine)
     if problems:
         exit_unreachable("worker", problems)
-    runtime.bind(runtime.JobResources(settings, engine, broker))
+    handles.bind(handles.JobHandles(settings, engine, broker))
     broker.emit_after("process_boot")  # starts the TimeLimit watcher, as `dramatiq` would
     worker = Worker(broker, worker_threads=settings.worker_threads, worker_timeout=POLL_MS)
     worker.start()

@@ -15,7 +15,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..apikeys.service import Caller, authenticate
-from .deps import DatabaseDep, ResourcesDep, SettingsDep
+from .deps import DatabaseDep, ServicesDep, SettingsDep
 
 WINDOW_SECONDS = 60
 bearer = HTTPBearer(auto_error=False, description="An API key from `-admin api-keys create`")
@@ -27,11 +27,11 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def count_in_window(resources: ResourcesDep, key: str) -> tuple[int, int]:
+async def count_in_window(services: ServicesDep, key: str) -> tuple[int, int]:
     """Add one to this minute's counter `key` in Redis; (count, seconds left in the window)."""
     now = int(time.time())
     window_key = f"{key}:{now // WINDOW_SECONDS}"
-    async with resources.redis.pipeline(transaction=True) as pipe:
+    async with services.redis.pipeline(transaction=True) as pipe:
         pipe.incr(window_key)
         pipe.expire(window_key, WINDOW_SECONDS)
         count, _ = await pipe.execute()
@@ -42,7 +42,7 @@ async def require_key(
     request: Request,
     db: DatabaseDep,
     settings: SettingsDep,
-    resources: ResourcesDep,
+    services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
     """The caller of this request, or 401 (429 after too many failures from one address)."""
@@ -53,7 +53,7 @@ async def require_key(
         limit = settings.auth_failures_per_minute
         if limit:
             count, retry_after = await count_in_window(
-                resources, f"authfail:{client_address(request)}"
+                services, f"authfail:{client_address(request)}"
             )
             if count > limit:
                 headers = {"Retry-After": str(retry_after)}

@@ -1,7 +1,7 @@
-"""Request dependencies: settings, the database pool, the backing-service handles, jobs.
+"""Request dependencies: settings, the database pool, the backing services, the job sender.
 
-They are `async def` although they only read the app's state: FastAPI runs a plain `def`
-dependency in a worker thread, a round trip that cost about half of a small request.
+They are `async def` because they only read the app's state: FastAPI would run a plain `def`
+dependency in a worker thread, for nothing.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from ..backing_services import BackingServices
 from ..db.pool import Database
 from ..jobs.sender import JobSender
-from ..resources import Resources
 from ..settings import Settings
 
 
@@ -22,24 +22,24 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-async def get_resources(request: Request) -> Resources:
-    """The backing-service handles opened by the lifespan."""
-    resources: Resources = request.app.state.resources
-    return resources
+async def get_services(request: Request) -> BackingServices:
+    """The backing services opened by the lifespan."""
+    services: BackingServices = request.app.state.services
+    return services
 
 
 async def get_db(request: Request) -> Database:
     """The process's PostgreSQL pool; each query takes a connection for itself."""
-    resources: Resources = request.app.state.resources
-    return resources.db
+    services: BackingServices = request.app.state.services
+    return services.db
 
 
-async def get_jobs(resources: Annotated[Resources, Depends(get_resources)]) -> JobSender:
-    """The process's job sender (it imports Dramatiq on first use, not before)."""
-    return resources.jobs
+async def get_jobs(services: Annotated[BackingServices, Depends(get_services)]) -> JobSender:
+    """The process's job sender."""
+    return services.jobs
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
-ResourcesDep = Annotated[Resources, Depends(get_resources)]
+ServicesDep = Annotated[BackingServices, Depends(get_services)]
 JobsDep = Annotated[JobSender, Depends(get_jobs)]

@@ -1,8 +1,8 @@
 """Liveness and readiness probes.
 
 The probes are plain Starlette routes, not FastAPI path operations: they take no input, so
-FastAPI's per-request dependency solving and validation would only add cost (about a third of
-a /healthz answer). They still pass through every middleware (request id, headers, access
+there is nothing for FastAPI's dependency solving and validation to do. They still pass through
+every middleware (request id, headers, access
 log). They read what they need from the app's state, and /healthz sends a body made once, when
 the app is created. Being Starlette routes, they are not in the OpenAPI schema.
 """
@@ -16,9 +16,9 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..backing_services import BackingServices
 from ..errors import json_response
 from ..logs import get_logger
-from ..resources import Resources
 from ..settings import Settings
 
 router = APIRouter(tags=["health"])
@@ -37,12 +37,12 @@ async def healthz(request: Request) -> Response:
     return Response(request.app.state.liveness_body, media_type="application/json")
 
 
-async def _check_postgres(resources: Resources) -> None:
-    await resources.db.fetchval("SELECT 1")
+async def _check_postgres(services: BackingServices) -> None:
+    await services.db.ping()
 
 
-async def _check_redis(resources: Resources) -> None:
-    await resources.redis.ping()
+async def _check_redis(services: BackingServices) -> None:
+    await services.redis.ping()
 
 
 async def readyz(request: Request) -> Response:
@@ -51,9 +51,9 @@ async def readyz(request: Request) -> Response:
     if state.draining:
         return json_response({"status": "draining", "failed": ["shutdown"]}, 503)
     settings: Settings = state.settings
-    resources: Resources = state.resources
+    services: BackingServices = state.services
     names = ("postgres", "redis")
-    checks = (_check_postgres(resources), _check_redis(resources))
+    checks = (_check_postgres(services), _check_redis(services))
     results = await asyncio.gather(
         *(asyncio.wait_for(check, settings.readiness_timeout) for check in checks),
         return_exceptions=True,

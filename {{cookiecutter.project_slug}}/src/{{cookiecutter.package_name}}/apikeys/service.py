@@ -1,6 +1,7 @@
 """API key use cases, free of HTTP: the auth dependency and the admin commands call these.
 
-Plain SQL on the web's asyncpg pool, like the notes feature; models.py declares the table.
+Every statement is built from the declaration in models.py and compiled once, like the notes
+feature's (docs/data.md).
 """
 
 from __future__ import annotations
@@ -8,22 +9,56 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 import asyncpg
+from sqlalchemy import LargeBinary, Table, any_, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
+from ..db.compiled import Compiled
 from ..db.pool import Database
 from ..settings import Settings
 from .digests import digests, new_key, secret_tags, well_formed
+from .models import ApiKey
 
 # A key's last use is written at most this often, so a busy client costs one write a minute.
 TOUCH_EVERY_SECONDS = 60
 
-_INSERT = "INSERT INTO api_keys (name, digest, secret_tag) VALUES ($1, $2, $3)"
-_LIST = "SELECT id, name, created_at, last_used_at, secret_tag FROM api_keys ORDER BY name"
-_DELETE = "DELETE FROM api_keys WHERE name = $1 RETURNING id"
-_FIND = "SELECT id, name, digest, last_used_at FROM api_keys WHERE digest = ANY($1::bytea[])"
+api_keys = cast(Table, ApiKey.__table__)
+_INSERT = Compiled(
+    insert(api_keys).values(
+        name=bindparam("name"), digest=bindparam("digest"), secret_tag=bindparam("secret_tag")
+    )
+)
+_LIST = Compiled(
+    select(
+        api_keys.c.id,
+        api_keys.c.name,
+        api_keys.c.created_at,
+        api_keys.c.last_used_at,
+        api_keys.c.secret_tag,
+    ).order_by(api_keys.c.name)
+)
+_DELETE = Compiled(
+    delete(api_keys).where(api_keys.c.name == bindparam("name")).returning(api_keys.c.id)
+)
+# One lookup for the digests under SECRET_KEY and each fallback.
+_FIND = Compiled(
+    select(api_keys.c.id, api_keys.c.name, api_keys.c.digest, api_keys.c.last_used_at).where(
+        api_keys.c.digest == any_(bindparam("candidates", type_=ARRAY(LargeBinary)))
+    )
+)
 # Marks the use and stores the digest under SECRET_KEY (new when the key matched a fallback).
-_TOUCH = "UPDATE api_keys SET last_used_at = now(), digest = $2, secret_tag = $3 WHERE id = $1"
+_TOUCH = Compiled(
+    update(api_keys)
+    .where(api_keys.c.id == bindparam("key_id"))
+    .values(
+        last_used_at=func.now(),
+        digest=bindparam("new_digest"),
+        secret_tag=bindparam("new_tag"),
+    )
+    .returning(api_keys.c.id)
+)
 
 
 class KeyNameTakenError(Exception):
@@ -54,11 +89,14 @@ async def create_key(db: Database, settings: Settings, name: str, *, replace: bo
     key = new_key()
     async with db.connection() as connection, connection.transaction():
         if replace:
-            await connection.execute(_DELETE, name)
+            await connection.execute(_DELETE.sql, *_DELETE.args({"name": name}))
+        row = {
+            "name": name,
+            "digest": digests(settings, key)[0],
+            "secret_tag": secret_tags(settings)[0],
+        }
         try:
-            await connection.execute(
-                _INSERT, name, digests(settings, key)[0], secret_tags(settings)[0]
-            )
+            await connection.execute(_INSERT.sql, *_INSERT.args(row))
         except asyncpg.UniqueViolationError:
             raise KeyNameTakenError(name) from None
     return key
@@ -83,7 +121,7 @@ async def list_keys(db: Database, settings: Settings) -> list[KeyInfo]:
 
 async def revoke_key(db: Database, name: str) -> bool:
     """Delete the key called name; False when there is none. Effective on the next request."""
-    return await db.fetchrow(_DELETE, name) is not None
+    return await db.fetchrow(_DELETE, name=name) is not None
 
 
 async def authenticate(db: Database, settings: Settings, key: str) -> Caller | None:
@@ -91,13 +129,15 @@ async def authenticate(db: Database, settings: Settings, key: str) -> Caller | N
     if not well_formed(key):
         return None
     candidates = digests(settings, key)
-    for row in await db.fetch(_FIND, candidates):
+    for row in await db.fetch(_FIND, candidates=candidates):
         stored = bytes(row["digest"])
         for index, candidate in enumerate(candidates):
             if hmac.compare_digest(stored, candidate):
                 if index or _stale(row["last_used_at"]):
                     tag = secret_tags(settings)[0]
-                    await db.fetchrow(_TOUCH, row["id"], candidates[0], tag)
+                    await db.fetchrow(
+                        _TOUCH, key_id=row["id"], new_digest=candidates[0], new_tag=tag
+                    )
                 return Caller(key_id=row["id"], name=row["name"])
     return None
 

@@ -1,4 +1,4 @@
-"""Database layer: the web's asyncpg pool, SQLAlchemy models and engines, migrations."""
+"""Database layer: table declarations, the web's asyncpg pool, the blocking engine, migrations."""
 
 # How this service's connections name themselves in pg_stat_activity: the web's plain, the other
 # process types' with a suffix (application_name("worker")).

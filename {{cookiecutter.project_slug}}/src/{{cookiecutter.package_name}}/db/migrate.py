@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from pathlib import Path
@@ -12,12 +11,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection, Engine
 
 from ..logs import get_logger
 from ..settings import Settings
-from .session import create_engine
+from .engine import create_engine
 
 # Any fixed 64-bit number works, as long as every release process of this app uses the same.
 MIGRATION_LOCK_ID = 0x12F_AC70_0001
@@ -80,7 +78,7 @@ def _current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-async def connect_with_retry(engine: AsyncEngine, wait_seconds: float) -> AsyncConnection:
+def connect_with_retry(engine: Engine, wait_seconds: float) -> Connection:
     """Connect, retrying while the server is not reachable yet, until wait_seconds have passed
     (then DatabaseUnavailableError); a refusal (no such database, user or password) raises
     DatabaseRefusedError at once."""
@@ -89,7 +87,7 @@ async def connect_with_retry(engine: AsyncEngine, wait_seconds: float) -> AsyncC
     while True:
         attempt += 1
         try:
-            return await engine.connect()
+            return engine.connect()
         except Exception as error:  # driver errors have many types; refusals are told apart
             cause = refusal(error)
             if cause is not None:
@@ -102,53 +100,45 @@ async def connect_with_retry(engine: AsyncEngine, wait_seconds: float) -> AsyncC
                 f"({attempt} attempts; last: {reason})"
             )
         log.info("waiting for database", attempt=attempt, reason=reason)
-        await asyncio.sleep(min(1.0, remaining))
+        time.sleep(min(1.0, remaining))
 
 
-def _upgrade(connection: Connection, target: str) -> tuple[str | None, str | None]:
-    before = _current_revision(connection)
-    config = alembic_config()
-    config.attributes["connection"] = connection
-    command.upgrade(config, target)
-    return before, _current_revision(connection)
-
-
-async def migrate(settings: Settings, target: str = "head") -> tuple[str | None, str | None]:
+def migrate(settings: Settings, target: str = "head") -> tuple[str | None, str | None]:
     """Upgrade the schema to target while holding an advisory lock; returns (before, after).
 
     Release processes started at once queue on the lock; each then finds the schema at head
     and has nothing left to do, so every migration runs exactly once.
     """
-    engine = create_engine(settings)
+    engine = create_engine(settings, process="admin")
     try:
-        connection = await connect_with_retry(engine, settings.db_wait_timeout)
-        try:
+        with connect_with_retry(engine, settings.db_wait_timeout) as connection:
             timeout_ms = int(settings.migration_lock_timeout * 1000)
-            await connection.execute(text(f"SET lock_timeout = {timeout_ms}"))
-            await connection.execute(
-                text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID}
-            )
-            await connection.commit()
+            connection.execute(text(f"SET lock_timeout = {timeout_ms}"))
+            connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+            connection.commit()
             try:
-                before, after = await connection.run_sync(_upgrade, target)
-                await connection.commit()
+                before = _current_revision(connection)
+                config = alembic_config()
+                config.attributes["connection"] = connection
+                command.upgrade(config, target)
+                connection.commit()
+                after = _current_revision(connection)
             finally:
-                await connection.execute(
+                connection.rollback()
+                connection.execute(
                     text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID}
                 )
-                await connection.commit()
-        finally:
-            await connection.close()
+                connection.commit()
     finally:
-        await engine.dispose()
+        engine.dispose()
     return before, after
 
 
-async def current_revision(settings: Settings) -> str | None:
+def current_revision(settings: Settings) -> str | None:
     """The revision the database is at (None for an empty database)."""
-    engine = create_engine(settings)
+    engine = create_engine(settings, process="admin")
     try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(_current_revision)
+        with engine.connect() as connection:
+            return _current_revision(connection)
     finally:
-        await engine.dispose()
+        engine.dispose()

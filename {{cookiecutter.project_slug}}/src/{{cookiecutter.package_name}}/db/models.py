@@ -1,7 +1,11 @@
-"""Every model, imported in one place so that the metadata Alembic compares is complete."""
+"""Every table: each feature's models.py (features.py) declares its tables on Base's metadata,
+which Alembic compares with the migrations."""
 
-from ..apikeys.models import ApiKey
-from ..notes.models import Note, NoteStats
+from __future__ import annotations
+
+from ..features import feature_modules
 from .base import Base
 
-__all__ = ["ApiKey", "Base", "Note", "NoteStats"]
+feature_modules("models")
+
+__all__ = ["Base"]

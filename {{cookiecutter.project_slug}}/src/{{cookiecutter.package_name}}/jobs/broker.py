@@ -6,18 +6,18 @@ import threading
 import time
 from typing import Any
 
-import redis
 import structlog
 from dramatiq import Broker, Middleware
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Callbacks, Pipelines, Retries, TimeLimit
 
-from ..lifecycle import reason
 from ..logs import get_logger
+from ..redis_connection import blocking_client
 from ..settings import Settings
+from ..startup import reason
+from .registry import declare_actors
 
 NAMESPACE = "dramatiq"  # prefix of every key Dramatiq keeps in Redis
-QUEUE = "default"
 # How long idle worker threads and consumers wait before looking again (ms). It bounds how
 # fast a worker notices a stop, and how often an idle worker refreshes its heartbeat.
 POLL_MS = 250
@@ -104,6 +104,7 @@ class JobContext(Middleware):
         if isinstance(broker, RedisBroker):
             # The nack moves the message as it was stored at enqueue time; store it once more,
             # with its last traceback and the reason, so the dead-letter queue says why.
+            # Dramatiq has no API for this: the key is its broker's (see queues.py).
             key = f"{broker.namespace}:{message.queue_name}.msgs"
             redis_id = message.options.get("redis_message_id")
             if redis_id and broker.client.hexists(key, redis_id):
@@ -126,20 +127,11 @@ class JobContext(Middleware):
             return [message for message, _ in self._running.values()]
 
 
-def build_broker(settings: Settings, *, declare: bool = True) -> RedisBroker:
-    """A Redis broker whose every wait is bounded, with the retry policy from settings.
-
-    With declare=False its actors are not declared: enough to send messages by actor name
-    (JobSender), without importing the jobs and the worker's database layer with them.
-    """
-    client = redis.Redis.from_url(
-        settings.redis_url.get_secret_value(),
-        socket_timeout=settings.redis_timeout,
-        socket_connect_timeout=settings.redis_timeout,
-        health_check_interval=30,
-    )
+def build_broker(settings: Settings) -> RedisBroker:
+    """A Redis broker whose every wait is bounded, with the retry policy from settings, and
+    every job of the service (jobs/registry.py) declared on it as an actor."""
     broker = RedisBroker(  # type: ignore[no-untyped-call]  # Dramatiq leaves it unannotated
-        client=client,
+        client=blocking_client(settings),
         namespace=NAMESPACE,
         heartbeat_timeout=_milliseconds(settings.worker_heartbeat_timeout),
         maintenance_chance=settings.worker_maintenance_chance,
@@ -155,10 +147,7 @@ def build_broker(settings: Settings, *, declare: bool = True) -> RedisBroker:
             ),
         ],
     )
-    if declare:
-        from .registry import declare_actors  # noqa: PLC0415  # the jobs import this module
-
-        declare_actors(broker)
+    declare_actors(broker)
     return broker
 
 

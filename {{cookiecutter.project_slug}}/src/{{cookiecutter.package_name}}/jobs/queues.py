@@ -1,4 +1,10 @@
-"""Read and repair what Dramatiq keeps in Redis: queue depths and dead letters."""
+"""Read and repair what Dramatiq keeps in Redis: queue depths and dead letters.
+
+Dramatiq has no API to read queue depths or to list, requeue or delete dead letters (its
+RedisBroker only moves a message there on a nack), so these read the keys it documents in its
+Redis broker's source: `<namespace>:<queue>` (waiting ids), `.msgs` (bodies), `.DQ` (delayed)
+and `.XQ` (dead, scored by time). tests/test_jobs.py runs each against a real broker.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,9 @@ from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 
 from ..logs import get_logger
-from . import runtime
-from .broker import ATTEMPT_OPTIONS, QUEUE
+from . import handles
+from .broker import ATTEMPT_OPTIONS
+from .job import QUEUE, Periodic, job
 
 log = get_logger("jobs")
 
@@ -33,9 +40,13 @@ def queue_depths(broker: RedisBroker, queue: str = QUEUE) -> dict[str, int]:
     }
 
 
+@job(time_limit=30)
 def report_queue_depths() -> None:
-    """Log the queue depths as one event, for dashboards and alerts (scheduled by the clock)."""
-    log.info("queue depths", queue=QUEUE, **queue_depths(runtime.current().broker))
+    """Log the queue depths as one event, for dashboards and alerts (scheduled below)."""
+    log.info("queue depths", queue=QUEUE, **queue_depths(handles.current().broker))
+
+
+QUEUE_DEPTHS_SCHEDULE = Periodic("queue-depths", every=1, job=report_queue_depths)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

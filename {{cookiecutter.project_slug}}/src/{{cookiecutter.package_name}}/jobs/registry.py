@@ -1,40 +1,47 @@
-"""Every job of the service, with its options; declared on a broker by name of its function."""
+"""Every job and schedule entry of the service, found in the modules that declare them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import importlib
+from types import ModuleType
 
 import dramatiq
 from dramatiq import Broker
 
-from ..notes.tasks import backfill_note_stats, refresh_note_stats
-from .broker import QUEUE
-from .queues import report_queue_depths
+from ..features import feature_modules
+from .job import QUEUE, Job, Periodic
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
-    """A plain function the worker runs, and how long one run may take (seconds)."""
-
-    fn: Callable[..., None]
-    time_limit: float
+def declaring_modules() -> list[ModuleType]:
+    """The service's own jobs (jobs/queues.py) and each feature's tasks.py."""
+    return [importlib.import_module(f"{__package__}.queues"), *feature_modules("tasks")]
 
 
-# Add a job here and it can be enqueued (JobSender.enqueue), scheduled (clock.SCHEDULE) and run.
-JOBS: tuple[Job, ...] = (
-    Job(refresh_note_stats, time_limit=60),
-    Job(backfill_note_stats, time_limit=300),
-    Job(report_queue_depths, time_limit=30),
-)
+def _declared(kind: type[Job[...]] | type[Periodic]) -> list[object]:
+    found: dict[str, object] = {}
+    for module in declaring_modules():
+        for value in vars(module).values():
+            if isinstance(value, kind):
+                found.setdefault(value.name, value)
+    return list(found.values())
+
+
+def declared_jobs() -> list[Job[...]]:
+    """Every job declared at module level in a declaring module (by name; first wins)."""
+    return [value for value in _declared(Job) if isinstance(value, Job)]
+
+
+def schedule() -> list[Periodic]:
+    """Every schedule entry declared at module level in a declaring module."""
+    return [value for value in _declared(Periodic) if isinstance(value, Periodic)]
 
 
 def declare_actors(broker: Broker) -> None:
     """Declare every job as an actor named after its function, on the given broker."""
-    for job in JOBS:
+    for declared in declared_jobs():
         dramatiq.actor(
             broker=broker,
-            actor_name=job.fn.__name__,
+            actor_name=declared.name,
             queue_name=QUEUE,
-            time_limit=round(job.time_limit * 1000),
-        )(job.fn)
+            time_limit=round(declared.time_limit * 1000),
+        )(declared.fn)

@@ -1,20 +1,22 @@
-"""Enqueueing from the async web process: Dramatiq is imported on first use, off the event loop."""
+"""Sending jobs from the async web process, off the event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from typing import TYPE_CHECKING
+from typing import ParamSpec
+
+from dramatiq.brokers.redis import RedisBroker
 
 from ..settings import Settings
+from .broker import build_broker
+from .job import Job
 
-if TYPE_CHECKING:
-    from dramatiq.brokers.redis import RedisBroker
+P = ParamSpec("P")
 
 
 class JobSender:
-    """Sends jobs to the worker. Building the broker costs an import of Dramatiq; the first
-    enqueue pays it, in a worker thread, so neither web start-up nor the event loop do."""
+    """Sends jobs to the worker through a broker built on first use (it connects then)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -22,34 +24,22 @@ class JobSender:
         self._broker: RedisBroker | None = None
 
     def broker(self) -> RedisBroker:
-        """The broker, built on first use (blocking: call it from a thread)."""
+        """The broker, built on first use."""
         with self._lock:
             if self._broker is None:
-                from .broker import build_broker  # noqa: PLC0415  # deferred: see the docstring
-
-                self._broker = build_broker(self._settings, declare=False)
+                self._broker = build_broker(self._settings)
             return self._broker
 
-    async def enqueue(self, job: str, *args: object, **kwargs: object) -> str:
-        """Send the job of that name (jobs/registry.py) to the worker; return the message id.
-
-        The web names jobs rather than importing them: their modules load the worker's database
-        layer. A test checks that every name the web sends is a declared job.
+    async def send(self, job: Job[P], *args: P.args, **kwargs: P.kwargs) -> str:
+        """Send a job with its arguments to the worker; return the message id.
 
         The request id bound in this context travels with the message (asyncio.to_thread copies
         the context). Redis' socket timeouts (REDIS_TIMEOUT) bound the wait.
         """
 
         def send() -> str:
-            from dramatiq import Message  # noqa: PLC0415  # loaded with the broker, see above
-
-            from .broker import QUEUE  # noqa: PLC0415
-
-            broker = self.broker()
-            message: Message[object] = Message(
-                queue_name=QUEUE, actor_name=job, args=args, kwargs=kwargs, options={}
-            )
-            return str(broker.enqueue(message).message_id)
+            message = self.broker().get_actor(job.name).send(*args, **kwargs)
+            return str(message.message_id)
 
         return await asyncio.to_thread(send)
 

@@ -1,6 +1,6 @@
 """Example feature: notes, stored in PostgreSQL, writes rate-limited through Redis.
 
-Its background jobs (tasks.py) compute stats per note. To start from a clean slate, delete this
-package, its line in api/router.py and db/models.py, its jobs in jobs/registry.py and in clock.py's
-SCHEDULE, and its migrations.
+Tables in models.py, bodies in schemas.py, every query in service.py, HTTP in routes.py, jobs
+and their schedule in tasks.py (docs/extending.md). To start from a clean slate, delete this
+folder, its name in features.py and its migrations.
 """

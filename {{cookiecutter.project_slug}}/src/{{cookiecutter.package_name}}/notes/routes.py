@@ -11,15 +11,14 @@ from ..api.deps import DatabaseDep, JobsDep
 from ..jobs.sender import JobSender
 from ..logs import get_logger
 from . import service
+from .cursor import decode_cursor, encode_cursor
 from .ratelimit import limit_writes
 from .schemas import PAGE_MAX, NoteIn, NoteOut, NotePage, NotePatch, NoteStatsOut
+from .tasks import refresh_note_stats
 
 router = APIRouter(prefix="/notes", tags=["notes"])
 writes = [Depends(limit_writes)]
 NoteId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-# The job, by the name jobs/registry.py declares it under: importing tasks.py here would load
-# the worker's SQLAlchemy into web.
-REFRESH_STATS = "refresh_note_stats"
 log = get_logger(__name__)
 
 
@@ -27,9 +26,9 @@ async def _refresh_stats(jobs: JobSender, note_id: int) -> None:
     # The note is stored whatever happens here: if Redis fails us, the clock's backfill job
     # computes the stats later, so the write still succeeds.
     try:
-        await jobs.enqueue(REFRESH_STATS, note_id)
+        await jobs.send(refresh_note_stats, note_id)
     except Exception:  # any enqueue failure: log it and answer the write
-        log.exception("enqueue failed", job=REFRESH_STATS, note_id=note_id)
+        log.exception("enqueue failed", job=refresh_note_stats.name, note_id=note_id)
 
 
 def _found(note: Record | None) -> NoteOut:
@@ -50,12 +49,15 @@ async def create_note(data: NoteIn, db: DatabaseDep, jobs: JobsDep) -> NoteOut:
 async def list_notes(
     db: DatabaseDep,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 20,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> NotePage:
-    """List notes, newest first, one bounded page at a time."""
-    notes = await service.list_notes(db, limit, offset)
+    """List notes, newest first, one bounded page at a time; pass the page's `next` as
+    `cursor` for the page after it (null on the last page)."""
+    after = None if cursor is None else decode_cursor(cursor)
+    notes = await service.list_notes(db, limit, after)
+    following = encode_cursor(notes[-1]["id"]) if len(notes) == limit else None
     return NotePage.model_validate(
-        {"items": [dict(note) for note in notes], "limit": limit, "offset": offset}
+        {"items": [dict(note) for note in notes], "limit": limit, "next": following}
     )
 
 

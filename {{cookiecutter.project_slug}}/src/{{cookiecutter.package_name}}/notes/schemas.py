@@ -48,7 +48,7 @@ class NotePage(BaseModel):
 
     items: list[NoteOut]
     limit: int
-    offset: int
+    next: str | None = Field(description="cursor of the page after this one; null on the last")
 
 
 class NoteStatsOut(BaseModel):

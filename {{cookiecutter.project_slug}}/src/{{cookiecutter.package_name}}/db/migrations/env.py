@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection the admin command hands over (holding the lock).
+"""Alembic environment: runs on the connection the migrate command hands over (holding the lock).
 
 `alembic revision --autogenerate` from a shell also works (`uv run ...-dev run alembic ...`
 gives it the local database): then it connects with DATABASE_URL, numbers the new revision
@@ -7,7 +7,6 @@ after the head (0003 after 0002), and writes nothing when the tables did not cha
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import Any
 
@@ -16,8 +15,8 @@ from alembic.operations.ops import MigrationScript
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
+from {{ cookiecutter.package_name }}.db.engine import create_engine
 from {{ cookiecutter.package_name }}.db.models import Base
-from {{ cookiecutter.package_name }}.db.session import create_engine
 from {{ cookiecutter.package_name }}.settings import load_settings
 
 target_metadata = Base.metadata
@@ -47,12 +46,12 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
-async def _run_from_environment() -> None:
-    engine = create_engine(load_settings())
-    async with engine.connect() as connection:
-        await connection.run_sync(_run)
-        await connection.commit()
-    await engine.dispose()
+def _run_from_environment() -> None:
+    engine = create_engine(load_settings(), process="admin")
+    with engine.connect() as connection:
+        _run(connection)
+        connection.commit()
+    engine.dispose()
 
 
 if context.is_offline_mode():
@@ -60,6 +59,6 @@ if context.is_offline_mode():
 
 given = context.config.attributes.get("connection")
 if given is None:
-    asyncio.run(_run_from_environment())
+    _run_from_environment()
 else:
     _run(given)

@@ -1,4 +1,5 @@
-"""What a running job may use: handles the worker (or clock) binds once when it starts."""
+"""The handles a running job uses: the worker's (or clock's) settings, database engine and
+broker, bound once when that process starts."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
-class JobResources:
+class JobHandles:
     """The process's settings, its blocking database engine and its broker."""
 
     settings: Settings
@@ -21,19 +22,19 @@ class JobResources:
     broker: RedisBroker
 
 
-_bound: JobResources | None = None
+_bound: JobHandles | None = None
 
 
-def bind(resources: JobResources) -> None:
+def bind(handles: JobHandles) -> None:
     """Make the handles available to jobs run by this process."""
     global _bound  # noqa: PLW0603  # one set of handles per process, bound at start-up
-    _bound = resources
+    _bound = handles
 
 
-def current() -> JobResources:
+def current() -> JobHandles:
     """The handles bound by this process; jobs run only where a worker bound them."""
     if _bound is None:
-        raise RuntimeError("no job resources bound: jobs run inside the worker process")
+        raise RuntimeError("no job handles bound: jobs run inside the worker process")
     return _bound
 
 

@@ -1,0 +1,191 @@
+"""The recipe of the generated docs/extending.md, applied to a fresh bake as a newcomer would:
+add a field, add a feature, generate both migrations, and the project's checks all pass."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import admin_connection, bake, database_url, redis_url
+
+DOC = "docs/extending.md"
+# A line naming a file, then its fenced block: how the recipe gives each new file.
+NAMED_BLOCK = re.compile(r"^ *`([\w/]+\.py)`[^\n]*:\n\n *```python\n(.*?)^ *```", re.M | re.S)
+
+
+def _run(command: list[str], project: Path, env: dict[str, str]) -> str:
+    result = subprocess.run(
+        command, cwd=project, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, (
+        f"{' '.join(command)} failed ({result.returncode}):\n"
+        f"{result.stdout[-6000:]}\n{result.stderr[-4000:]}"
+    )
+    return result.stdout + result.stderr
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(old) == 1, f"{path.name}: expected one {old!r}"
+    path.write_text(text.replace(old, new))
+
+
+def _dedent(block: str) -> str:
+    lines = block.splitlines()
+    indent = min(len(line) - len(line.lstrip()) for line in lines if line.strip())
+    return "\n".join(line[indent:] for line in lines) + "\n"
+
+
+def _changed_files(project: Path) -> list[str]:
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=project, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return sorted(line[3:] for line in status.splitlines())
+
+
+def _commit(project: Path, message: str) -> None:
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+    subprocess.run([*git, "commit", "-qm", message], cwd=project, check=True)
+
+
+def add_the_field(project: Path, package: str) -> None:
+    """Steps 1, 3 and 4 of "Add a field" (step 2 is the migration)."""
+    notes = project / "src" / package / "notes"
+    _replace(
+        notes / "models.py",
+        "from sqlalchemy.orm import Mapped, mapped_column\n",
+        "from sqlalchemy.orm import Mapped, mapped_column\nfrom sqlalchemy.sql import false\n",
+    )
+    _replace(
+        notes / "models.py",
+        '    body: Mapped[str] = mapped_column(Text, default="")\n',
+        '    body: Mapped[str] = mapped_column(Text, default="")\n'
+        "    pinned: Mapped[bool] = mapped_column(server_default=false())\n",
+    )
+    schemas = notes / "schemas.py"
+    _replace(
+        schemas,
+        '    body: str = Field(default="", max_length=BODY_MAX)\n',
+        '    body: str = Field(default="", max_length=BODY_MAX)\n    pinned: bool = False\n',
+    )
+    _replace(
+        schemas,
+        "    body: str | None = Field(default=None, max_length=BODY_MAX)\n",
+        "    body: str | None = Field(default=None, max_length=BODY_MAX)\n"
+        "    pinned: bool | None = None\n",
+    )
+    _replace(
+        schemas, "    body: str\n    created_at", "    body: str\n    pinned: bool\n    created_at"
+    )
+    (project / "tests" / "test_pinned.py").write_text(
+        '"""Notes can be pinned."""\n\n'
+        "from __future__ import annotations\n\n"
+        "from httpx import AsyncClient\n\n\n"
+        "async def test_a_note_is_pinned_and_unpinned(client: AsyncClient) -> None:\n"
+        '    created = await client.post("/api/v1/notes", json={"title": "p", "pinned": True})\n'
+        '    assert created.json()["pinned"] is True\n'
+        "    note = f\"/api/v1/notes/{created.json()['id']}\"\n"
+        '    patched = await client.patch(note, json={"pinned": False})\n'
+        '    assert patched.json()["pinned"] is False\n'
+        '    assert (await client.get(note)).json()["pinned"] is False\n'
+        '    listed = (await client.get("/api/v1/notes")).json()["items"]\n'
+        '    assert "pinned" in listed[0]\n'
+    )
+
+
+def add_the_feature(project: Path, package: str, recipe: str) -> None:
+    """Steps 1, 2 and 4 of "Add a feature", the files as the recipe gives them."""
+    section = recipe[recipe.index("## Add a feature") :]
+    blocks = NAMED_BLOCK.findall(section)
+    names = [name for name, _ in blocks]
+    assert names == [
+        "__init__.py", "models.py", "schemas.py", "service.py", "tasks.py", "routes.py",
+    ], names  # fmt: skip
+    folder = project / "src" / package / "reminders"
+    folder.mkdir()
+    for name, block in blocks:
+        (folder / name).write_text(_dedent(block))
+    _replace(
+        project / "src" / package / "features.py",
+        'FEATURES: tuple[str, ...] = ("notes",)',
+        'FEATURES: tuple[str, ...] = ("notes", "reminders")',
+    )
+    assert 'FEATURES: tuple[str, ...] = ("notes", "reminders")' in section
+    test = section[section.index("tests/test_reminders.py") :]
+    block = re.search(r"```python\n(.*?)^ *```", test, re.M | re.S)
+    assert block is not None
+    (project / "tests" / "test_reminders.py").write_text(_dedent(block.group(1)))
+
+
+def autogenerate(project: Path, package: str, env: dict[str, str], message: str) -> Path:
+    """Step 2: the migration, generated by the command the recipe gives; its path."""
+    versions = project / "src" / package / "db" / "migrations" / "versions"
+    before = set(versions.glob("*.py"))
+    command = f'uv run {package}-dev run alembic revision --autogenerate -m "{message}"'
+    assert command in (project / DOC).read_text(), "the test runs the recipe's command"
+    _run(["uv", "run", "--no-sync", f"{package}-dev", "run", "alembic", "revision",
+          "--autogenerate", "-m", message], project, env)  # fmt: skip
+    [new] = set(versions.glob("*.py")) - before
+    return new
+
+
+@pytest.mark.slow
+@pytest.mark.heavy
+def test_the_extending_recipe_adds_a_field_and_a_feature_that_pass_every_check(
+    tmp_path: Path, clean_env: dict[str, str]
+) -> None:
+    project = bake(tmp_path, init_git="no")
+    package = "twelve_factor_service"
+    recipe = (project / DOC).read_text()
+    name = f"extending_{uuid.uuid4().hex[:8]}"
+    with admin_connection() as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    env = {
+        **clean_env,
+        "UV_PYTHON_DOWNLOADS": "never",
+        "TEST_REDIS_URL": redis_url(2),
+        "DATABASE_URL": database_url(name),
+        "REDIS_URL": redis_url(1),
+        "APP_ENV": "development",
+    }
+    try:
+        _run(["uv", "sync", "--locked"], project, env)
+        subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+        _commit(project, "generated")
+
+        add_the_field(project, package)
+        field_migration = autogenerate(project, package, env, "add pinned to notes")
+        assert field_migration.name.startswith("0003_"), field_migration.name
+        assert "pinned" in field_migration.read_text()
+        changed = [path for path in _changed_files(project) if "/migrations/" not in path]
+        assert len(changed) <= 3, changed
+        _commit(project, "pinned")
+
+        add_the_feature(project, package, recipe)
+        feature_migration = autogenerate(project, package, env, "create reminders")
+        assert feature_migration.name.startswith("0004_"), feature_migration.name
+        assert "reminders" in feature_migration.read_text()
+        assert "pinned" not in feature_migration.read_text(), "the field was migrated already"
+
+        _run(["uv", "run", "--no-sync", "ruff", "check", "."], project, env)
+        _run(["uv", "run", "--no-sync", "ruff", "format", "--check", "."], project, env)
+        _run(["uv", "run", "--no-sync", "mypy"], project, env)
+        output = _run(
+            ["uv", "run", "--no-sync", "pytest", "-q", "-p", "no:cacheprovider"], project, env
+        )
+        assert re.search(r"\d+ passed", output), output[-2000:]
+        assert " failed" not in output, output[-3000:]
+        added = ("test_a_note_is_pinned_and_unpinned", "test_due_reminders_are_marked_sent_once")
+        for test in added:
+            assert test in _run(
+                ["uv", "run", "--no-sync", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0",
+                 "--co", "tests/test_pinned.py", "tests/test_reminders.py"], project, env,
+            ), test  # fmt: skip
+    finally:
+        with admin_connection() as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,41 @@
+"""The web process's backing services as attached resources: opened at start-up, closed at exit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from .db.pool import Database
+from .jobs.sender import JobSender
+from .redis_connection import async_client
+from .settings import Settings
+
+
+@dataclass(slots=True)
+class BackingServices:
+    """The handles web uses to reach PostgreSQL (pool), Redis (client) and the worker (jobs)."""
+
+    settings: Settings
+    db: Database
+    jobs: JobSender
+    _redis: Redis | None = field(default=None, init=False)
+
+    @classmethod
+    async def open(cls, settings: Settings) -> BackingServices:
+        """Build the handles; nothing connects until first use."""
+        return cls(settings, await Database.open(settings), JobSender(settings))
+
+    @property
+    def redis(self) -> Redis:
+        """The Redis client, built on first use (it connects then)."""
+        if self._redis is None:
+            self._redis = async_client(self.settings)
+        return self._redis
+
+    async def close(self) -> None:
+        """Return every connection: the pool's and Redis' (also the job sender's)."""
+        self.jobs.close()
+        if self._redis is not None:
+            await self._redis.aclose()
+        await self.db.close()
