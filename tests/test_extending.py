@@ -70,13 +70,13 @@ def add_the_field(project: Path, package: str) -> None:
     schemas = notes / "schemas.py"
     _replace(
         schemas,
-        '    body: str = Field(default="", max_length=BODY_MAX)\n',
-        '    body: str = Field(default="", max_length=BODY_MAX)\n    pinned: bool = False\n',
+        '    body: StoredText = Field(default="", max_length=BODY_MAX)\n',
+        '    body: StoredText = Field(default="", max_length=BODY_MAX)\n    pinned: bool = False\n',
     )
     _replace(
         schemas,
-        "    body: str | None = Field(default=None, max_length=BODY_MAX)\n",
-        "    body: str | None = Field(default=None, max_length=BODY_MAX)\n"
+        "    body: StoredText | None = Field(default=None, max_length=BODY_MAX)\n",
+        "    body: StoredText | None = Field(default=None, max_length=BODY_MAX)\n"
         "    pinned: bool | None = None\n",
     )
     _replace(
@@ -112,10 +112,10 @@ def add_the_feature(project: Path, package: str, recipe: str) -> None:
         (folder / name).write_text(_dedent(block))
     _replace(
         project / "src" / package / "features.py",
-        'FEATURES: tuple[str, ...] = ("notes",)',
-        'FEATURES: tuple[str, ...] = ("notes", "reminders")',
+        'FEATURES: tuple[str, ...] = ("notes", "apikeys")',
+        'FEATURES: tuple[str, ...] = ("notes", "apikeys", "reminders")',
     )
-    assert 'FEATURES: tuple[str, ...] = ("notes", "reminders")' in section
+    assert 'FEATURES: tuple[str, ...] = ("notes", "apikeys", "reminders")' in section
     test = section[section.index("tests/test_reminders.py") :]
     block = re.search(r"```python\n(.*?)^ *```", test, re.M | re.S)
     assert block is not None
@@ -160,7 +160,7 @@ def test_the_extending_recipe_adds_a_field_and_a_feature_that_pass_every_check(
 
         add_the_field(project, package)
         field_migration = autogenerate(project, package, env, "add pinned to notes")
-        assert field_migration.name.startswith("0003_"), field_migration.name
+        assert field_migration.name.startswith("0004_"), field_migration.name
         assert "pinned" in field_migration.read_text()
         changed = [path for path in _changed_files(project) if "/migrations/" not in path]
         assert len(changed) <= 3, changed
@@ -168,7 +168,7 @@ def test_the_extending_recipe_adds_a_field_and_a_feature_that_pass_every_check(
 
         add_the_feature(project, package, recipe)
         feature_migration = autogenerate(project, package, env, "create reminders")
-        assert feature_migration.name.startswith("0004_"), feature_migration.name
+        assert feature_migration.name.startswith("0005_"), feature_migration.name
         assert "reminders" in feature_migration.read_text()
         assert "pinned" not in feature_migration.read_text(), "the field was migrated already"
 
@@ -180,7 +180,11 @@ def test_the_extending_recipe_adds_a_field_and_a_feature_that_pass_every_check(
         )
         assert re.search(r"\d+ passed", output), output[-2000:]
         assert " failed" not in output, output[-3000:]
-        added = ("test_a_note_is_pinned_and_unpinned", "test_due_reminders_are_marked_sent_once")
+        added = (
+            "test_a_note_is_pinned_and_unpinned",
+            "test_due_reminders_are_marked_sent_once",
+            "test_reminders_need_an_api_key",
+        )
         for test in added:
             assert test in _run(
                 ["uv", "run", "--no-sync", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0",
