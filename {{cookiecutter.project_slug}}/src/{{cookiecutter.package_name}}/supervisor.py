@@ -13,6 +13,7 @@ import signal
 import sys
 from types import FrameType
 
+from . import observability
 from .logs import get_logger
 from .server import DrainingServer, build_config
 from .settings import Settings
@@ -65,6 +66,7 @@ def run_processes(settings: Settings) -> None:
         except ChildProcessError:
             break
         children.discard(pid)
+        observability.process_ended(pid)
         code = os.waitstatus_to_exitcode(status)
         if stopping:
             failed = failed or code != 0
