@@ -479,3 +479,21 @@ def test_with_nothing_switched_on_no_observability_package_is_loaded(
         )
     )
     assert loaded(SENTRY_DSN="http://key@127.0.0.1:1/1") == "['sentry_sdk']"
+
+
+@pytest.mark.usefixtures("redis_sync")
+def test_spans_still_buffered_are_exported_when_web_stops(
+    database_url: str, receiver: _Receiver
+) -> None:
+    port = free_port()
+    # A batch delay longer than the test: only the exit path can send these spans.
+    tracing = _tracing(receiver) | {"OTEL_BSP_SCHEDULE_DELAY": "600000"}
+    web = Service("web", _env(database_url, PORT=str(port), **tracing))
+    try:
+        web.wait_http(f"http://127.0.0.1:{port}/healthz")
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+        assert _spans(receiver) == []
+    finally:
+        code = web.stop()
+    assert code == 0
+    assert {"GET /healthz", "GET /readyz"} <= {span.name for span in _spans(receiver)}
