@@ -291,7 +291,9 @@ def test_worker_and_clock_serve_job_and_queue_metrics(
     worker_port, clock_port = free_port(), free_port()
     note_id = insert_note(committed)
     worker = Service("worker", _env(database_url, METRICS_PORT=str(worker_port)))
-    clock = Service("clock", _env(database_url, METRICS_PORT=str(clock_port)))
+    clock = Service(
+        "clock", _env(database_url, METRICS_PORT=str(clock_port), CLOCK_TICK_SECONDS="0.5")
+    )
     try:
         worker.wait_for("worker started")
         clock.wait_for("clock started")
@@ -300,6 +302,7 @@ def test_worker_and_clock_serve_job_and_queue_metrics(
         wait_until(
             lambda: _value(_metrics(worker_port)["jobs"], "jobs_total", outcome="failed"), 15
         )
+        clock.wait_for("job scheduled", schedule="queue-depths")
         families = _metrics(worker_port)
         clock_families = _metrics(clock_port)
     finally:
@@ -310,11 +313,14 @@ def test_worker_and_clock_serve_job_and_queue_metrics(
     assert _value(jobs, "jobs_total", job="refresh_note_stats", outcome="retried") == 2
     assert _value(jobs, "jobs_total", job="refresh_note_stats", outcome="failed") == 1
     durations = families["job_duration_seconds"]
-    assert _value(durations, "job_duration_seconds_count", outcome="done") == 1
+    done = {"job": "refresh_note_stats", "outcome": "done"}
+    assert _value(durations, "job_duration_seconds_count", **done) == 1
     assert _value(families["jobs_dead_letters"], "jobs_dead_letters", queue="default") == 1
     depth = families["jobs_queue_depth"]
     assert {s.labels["state"] for s in depth} == {"waiting", "in_progress", "delayed"}
     assert "process_cpu_seconds" in clock_families
+    scheduled = clock_families["clock_jobs_scheduled"]
+    assert _value(scheduled, "clock_jobs_scheduled_total", schedule="queue-depths") >= 1
 
 
 @dataclass(frozen=True)
@@ -481,14 +487,16 @@ def test_with_nothing_switched_on_no_observability_package_is_loaded(
     assert loaded(SENTRY_DSN="http://key@127.0.0.1:1/1") == "['sentry_sdk']"
 
 
+@pytest.mark.parametrize("concurrency", ["1", "2"])
 @pytest.mark.usefixtures("redis_sync")
 def test_spans_still_buffered_are_exported_when_web_stops(
-    database_url: str, receiver: _Receiver
+    database_url: str, receiver: _Receiver, concurrency: str
 ) -> None:
     port = free_port()
     # A batch delay longer than the test: only the exit path can send these spans.
     tracing = _tracing(receiver) | {"OTEL_BSP_SCHEDULE_DELAY": "600000"}
-    web = Service("web", _env(database_url, PORT=str(port), **tracing))
+    env = _env(database_url, PORT=str(port), WEB_CONCURRENCY=concurrency, **tracing)
+    web = Service("web", env)
     try:
         web.wait_http(f"http://127.0.0.1:{port}/healthz")
         assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200

@@ -66,6 +66,7 @@ class Clock:
                 log.warning("tick failed", schedule=entry.name, tick=tick, error=reason(error))
                 continue
             enqueued += 1
+            observability.count_scheduled(entry.name)
             log.info("job scheduled", schedule=entry.name, tick=tick, message_id=message.message_id)
         return enqueued
 

@@ -34,6 +34,7 @@ def _start_child(settings: Settings, sock: object) -> int:
     except BaseException:  # any failure ends this child with a non-zero code
         log.exception("web process failed")
         code = 1
+    observability.shutdown()  # os._exit skips atexit: send the spans and reports still buffered
     os._exit(code)
 
 

@@ -161,6 +161,14 @@ def span(name: str, **attributes: Any) -> Iterator[None]:
         yield
 
 
+def count_scheduled(schedule: str) -> None:
+    """Count a job the clock enqueued for a schedule entry."""
+    if _on.metrics:
+        from .metrics import SCHEDULED  # noqa: PLC0415
+
+        SCHEDULED.labels(schedule).inc()
+
+
 def process_ended(pid: int) -> None:
     """Forget a web child's live gauges once it has exited (WEB_CONCURRENCY > 1)."""
     if _on.metrics:
@@ -170,8 +178,13 @@ def process_ended(pid: int) -> None:
 
 
 def shutdown() -> None:
-    """Send what is still buffered (spans) before the process exits."""
+    """Send what is still buffered (spans, error reports) before the process exits; for exits
+    that skip atexit (os._exit), where the SDKs would do it themselves."""
     if _on.tracing:
         from .tracing import shutdown as stop_tracing  # noqa: PLC0415
 
         stop_tracing()
+    if _on.errors:
+        from .errors import flush  # noqa: PLC0415
+
+        flush()

@@ -60,6 +60,11 @@ def report(error: BaseException, **tags: str) -> None:
         sentry_sdk.capture_exception(error)
 
 
+def flush() -> None:
+    """Send the reports still queued (bounded by the SDK's shutdown timeout, 2 s)."""
+    sentry_sdk.flush()
+
+
 def _without_secrets(value: Any) -> Any:
     if isinstance(value, str):
         return FILTERED if any(secret in value for secret in _secrets) else value

@@ -1,7 +1,8 @@
 """Prometheus metrics with prometheus_client, served at /metrics on METRICS_PORT (never on PORT).
 
 Web counts requests by route template, method and status; the worker counts jobs by outcome and
-reads the queue depths and dead letters from Redis at each scrape. With WEB_CONCURRENCY > 1 the
+reads the queue depths and dead letters from Redis at each scrape; the clock counts the jobs it
+enqueued. With WEB_CONCURRENCY > 1 the
 web processes write their values to files (prometheus_client's multiprocess mode, in a directory
 the web's parent process makes) and the parent serves their sum. Imported only when METRICS_PORT
 is set; for web's multiprocess mode, only after PROMETHEUS_MULTIPROC_DIR is set (__init__.py).
@@ -53,6 +54,9 @@ POOL_IDLE = Gauge(
     multiprocess_mode="livesum",
 )
 JOBS = Counter("jobs", "Jobs run, by outcome: done, retried or failed (dead)", ["job", "outcome"])
+SCHEDULED = Counter(
+    "clock_jobs_scheduled", "Jobs the clock enqueued, by schedule entry", ["schedule"]
+)
 JOB_DURATION = Histogram(
     "job_duration_seconds", "Time a job ran, by outcome", ["job", "outcome"], buckets=JOB_BUCKETS
 )
