@@ -9,7 +9,8 @@ routes.
 
 It bakes the default project into a scratch directory, installs it from its lock as the
 Dockerfile does, creates a database, runs the Procfile's release, seeds notes, and then measures
-the references and the generated `web` in alternating runs. It prints a table of figures (medians
+the references and the generated `web` in alternating runs, then the generated `web`'s API
+route with tracing and metrics on against off. It prints a table of figures (medians
 with min-max) and ratios to the baseline, marks the issue's budget lines met or NOT met, and
 writes every sample as JSON. It never asserts a figure: exit status 0 means that every figure
 was measured, 1 that one could not be, 130 that it was interrupted. Processes it started and
@@ -36,6 +37,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -101,6 +103,7 @@ TABLE_LOAD_KEYS = (
     ("list@256", "list, 256 conns:"),
     ("create@64", "create, 64 conns:"),
 )
+OBSERVABILITY_MODES = ("off", "on")
 VERSION_PACKAGES = (
     "fastapi",
     "starlette",
@@ -227,6 +230,11 @@ class Samples:
     suite: dict[str, Any] = field(default_factory=dict)
     suite_local: dict[str, Any] = field(default_factory=dict)
     dev: dict[str, Any] = field(default_factory=dict)
+    # The API route with tracing and metrics off and on (Benchmark.observability): wrk results
+    # with the start's seconds to /healthz, by mode.
+    observability: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {mode: [] for mode in OBSERVABILITY_MODES}
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -290,6 +298,32 @@ def server_env(project: Path, database_url: str) -> dict[str, str]:
         "RATE_LIMIT_PER_MINUTE": "0",  # writes are measured, not limited
         "LOG_LEVEL": "INFO",
     }
+
+
+class _DiscardingHandler(BaseHTTPRequestHandler):
+    """Takes an OTLP/HTTP export, answers 200 and forgets it."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def discarding_otlp_receiver() -> Iterator[str]:
+    """A loopback OTLP/HTTP endpoint that accepts spans and keeps none; its URL."""
+    server = ThreadingHTTPServer((HOST, 0), _DiscardingHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{HOST}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def deep_cursor(after_id: int) -> str:
@@ -603,6 +637,48 @@ class Benchmark:
                     f" idle SIGTERM to exit {stopped:.3f} s (exit {code})"
                 )
 
+    def observability(self) -> None:
+        """The API route (read one note, 64 connections) of the generated web with tracing
+        (to a loopback OTLP receiver that discards) and metrics on, against both off; one server
+        at a time, alternating which goes first."""
+        generated = self.servers["generated"]
+        with discarding_otlp_receiver() as endpoint:
+            for r in range(self.plan.rounds):
+                order = OBSERVABILITY_MODES if r % 2 == 0 else tuple(reversed(OBSERVABILITY_MODES))
+                for mode in order:
+                    env = dict(generated.env)
+                    if mode == "on":
+                        env |= {
+                            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+                            "METRICS_PORT": str(procs.free_port()),
+                        }
+                    server = Server(
+                        f"generated, observability {mode}",
+                        generated.argv,
+                        env,
+                        generated.cwd,
+                        generated.log,
+                    )
+                    process, port, ready = server.start(self.children)
+                    self._warm(port, "floor")  # the read and list routes
+                    path, script = self.endpoints["read"]
+                    result = loadgen.run_wrk(
+                        self.wrk,
+                        self.scripts[script],
+                        port,
+                        path,
+                        connections=64,
+                        seconds=self.plan.seconds,
+                        headers=self.wrk_headers,
+                    )
+                    procs.terminate_timed(self.children, process)
+                    self.samples.observability[mode].append({**result.as_dict(), "ready_s": ready})
+                    self.progress(
+                        f"round {r + 1}/{self.plan.rounds} observability {mode} read@64:"
+                        f" {result.rps:,.0f} req/s, p99 {result.p99_ms:.1f} ms,"
+                        f" ready in {ready:.3f} s, {result.errors} errors"
+                    )
+
     def inflight(self, database_url: str) -> None:
         """SIGTERM while a list request waits on a table lock; the lock goes after hold_seconds.
 
@@ -842,6 +918,8 @@ def conclude(bench: Benchmark, out: Path, smoke: bool) -> None:
         "Ratios of the list and create rows are to the baseline's /healthz req/s; the baseline"
         " exits by signal after SIGTERM (uvicorn re-raises it), the generated web exits 0."
     )
+    print()
+    print(observability_text(bench.samples.observability))
     data = {
         "meta": bench.meta,
         "plan": asdict(bench.plan),
@@ -852,6 +930,28 @@ def conclude(bench: Benchmark, out: Path, smoke: bool) -> None:
     }
     write_results(out, data)
     print(f"JSON: {out}")
+
+
+def observability_text(samples: Mapping[str, list[dict[str, Any]]]) -> str:
+    """The figures of Benchmark.observability: req/s, p99 and start-up, off and on."""
+    figures = {
+        mode: {
+            name: report.stat([sample[name] for sample in samples[mode]])
+            for name in ("rps", "p99_ms", "ready_s")
+        }
+        for mode in OBSERVABILITY_MODES
+    }
+    lines = ["Read one note (API route), 64 conns, tracing (OTLP/HTTP, to loopback) and metrics:"]
+    for mode in OBSERVABILITY_MODES:
+        lines.append(
+            f"  {mode:>3}: {report.show(figures[mode]['rps'], 0)} req/s,"
+            f" p99 {report.show(figures[mode]['p99_ms'], 1)} ms,"
+            f" ready in {report.show(figures[mode]['ready_s'], 3)} s"
+        )
+    share = report.ratio(figures["on"]["rps"], figures["off"]["rps"])
+    if share is not None:
+        lines.append(f"  on/off req/s: {share:.2f}")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
@@ -885,6 +985,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                 bench.release_and_seed(database_url)
                 bench.cold_starts()
                 bench.load_rounds()
+                bench.observability()
                 bench.count_access_lines()
                 bench.inflight(database_url)
             finally:

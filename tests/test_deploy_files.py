@@ -61,6 +61,7 @@ BACKING_IMAGES = {"postgres", "valkey/valkey", "redis"}
 # Where CI may point DATABASE_URL: its own service containers, never a secret or variable.
 SERVICE_DATABASE_URL = re.compile(r"^postgres(?:ql)?://postgres@(?:127\.0\.0\.1|postgres):5432/")
 ZERO_DIGEST = "sha256:" + "0" * 64
+OPERATOR_API = "monitoring.coreos.com/"  # the Prometheus Operator's custom resources
 
 
 # --- bakes: one per CI option, each with another Python version -------------------------------
@@ -724,8 +725,8 @@ def test_deploy_files_hold_no_leftover_template_syntax(any_project: Path) -> Non
 def test_every_kubernetes_manifest_is_valid(github_project: Path) -> None:
     checked = 0
     for path, document in kubernetes_documents(github_project):
-        if document["kind"] == "Kustomization":
-            continue
+        if document["kind"] == "Kustomization" or document["apiVersion"].startswith(OPERATOR_API):
+            continue  # the Prometheus Operator's kinds are CRDs: checked below
         try:
             kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as error:
@@ -1107,6 +1108,33 @@ def test_the_probe_command_tells_fresh_stale_and_missing_files_apart(
     assert probe() != 0, "a stale file must mean hung"
 
 
+def test_every_process_type_is_scraped_on_its_metrics_port_only(github_project: Path) -> None:
+    objects = kubernetes_objects(github_project)
+    (config,) = [document for (kind, _), document in objects.items() if kind == "ConfigMap"]
+    metrics_port = int(config["data"]["METRICS_PORT"])
+    assert metrics_port != int(config["data"]["PORT"])
+    deployments = {name: obj for (kind, name), obj in objects.items() if kind == "Deployment"}
+    assert len(deployments) == 3
+    for name, deployment in deployments.items():
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true", name
+        assert annotations["prometheus.io/port"] == str(metrics_port), name
+        assert annotations["prometheus.io/path"] == "/metrics", name
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+        assert ports["metrics"] == metrics_port, name
+    # The Prometheus Operator example scrapes the same port and is not in the default resources.
+    root = github_project / "deploy" / "kubernetes"
+    monitor = load_yaml(root / "observability" / "podmonitor.yaml")
+    assert monitor["apiVersion"].startswith(OPERATOR_API)
+    assert monitor["kind"] == "PodMonitor"
+    assert [(e["port"], e["path"]) for e in monitor["spec"]["podMetricsEndpoints"]] == [
+        ("metrics", "/metrics")
+    ]
+    base = load_yaml(root / "base" / "kustomization.yaml")
+    assert not any("podmonitor" in entry for entry in base["resources"])
+
+
 def test_hpa_target_sets_no_replicas(github_project: Path) -> None:
     objects = kubernetes_objects(github_project)
     targets = [
@@ -1137,7 +1165,11 @@ def test_network_policy_denies_by_default_and_allows_the_needed_flows(github_pro
 
     def selects(spec: dict[str, Any], labels: dict[str, str]) -> bool:
         wanted = spec["podSelector"].get("matchLabels", {})
-        return all(labels.get(key) == value for key, value in wanted.items())
+        expressions = spec["podSelector"].get("matchExpressions", [])
+        assert all(item["operator"] == "In" for item in expressions)
+        return all(labels.get(key) == value for key, value in wanted.items()) and all(
+            labels.get(item["key"]) in item["values"] for item in expressions
+        )
 
     pods = {
         name: obj["spec"]["template"]["metadata"]["labels"]
@@ -1154,7 +1186,12 @@ def test_network_policy_denies_by_default_and_allows_the_needed_flows(github_pro
     }
     (web,) = pod_templates(github_project)[f"{github_project.name}-web"]["containers"]
     named = {port["name"]: port["containerPort"] for port in web["ports"]}
-    assert {named.get(port, port) for port in ingress_ports} == {8000}
+    assert {named.get(port, port) for port in ingress_ports} == {8000, 9100}
+    # /metrics only from the scraper's namespace, never from anywhere.
+    for spec in policies:
+        for rule in spec.get("ingress", []):
+            if any(port["port"] == "metrics" for port in rule["ports"]):
+                assert [peer.keys() for peer in rule["from"]] == [{"namespaceSelector"}]
     for name, labels in pods.items():
         allowed = {
             (port["port"], port.get("protocol", "TCP"))

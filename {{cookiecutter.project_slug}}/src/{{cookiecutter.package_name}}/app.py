@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
+from . import observability
 from .api.health import liveness_body
 from .api.health import router as health_router
 from .api.router import api_router
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="{{ cookiecutter.project_slug }}",
         version=settings.release_version,
         lifespan=lifespan,
+        telemetry=observability.fastapi_telemetry(),
         docs_url="/docs" if docs else None,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
@@ -73,4 +75,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     # Added last, so it runs first: every response, even an error, gets its id and headers.
     app.add_middleware(RequestContextMiddleware, allowed_hosts=settings.allowed_hosts)
+    # Outside it, when switched on: metrics see every request and its final status.
+    observability.instrument_app(app)
     return app

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
+from . import observability
 from .heartbeat import Heartbeat
 from .jobs.broker import build_broker
 from .jobs.job import Periodic
@@ -65,6 +66,7 @@ class Clock:
                 log.warning("tick failed", schedule=entry.name, tick=tick, error=reason(error))
                 continue
             enqueued += 1
+            observability.count_scheduled(entry.name)
             log.info("job scheduled", schedule=entry.name, tick=tick, message_id=message.message_id)
         return enqueued
 
@@ -79,7 +81,8 @@ class Clock:
                     return
                 heartbeat.beat()
                 continue
-            self.fire(tick)
+            with observability.span("clock tick", tick=tick):
+                self.fire(tick)
             heartbeat.beat()
             # After a long pause (a suspended machine), skip the ticks that were missed.
             tick = max(tick + 1, self.tick_at(time.time()) + 1)
@@ -87,7 +90,7 @@ class Clock:
 
 def main() -> None:
     """Entry point of the `clock` process type."""
-    settings = begin()
+    settings = begin("clock")
     stop = StopSignal().install()
     broker = build_broker(settings)
     problems = unreachable(redis=broker.client)

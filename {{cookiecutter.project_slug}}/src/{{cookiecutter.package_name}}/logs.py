@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -54,8 +55,11 @@ class _LibraryHandler(logging.Handler):
             self.handleError(record)
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Send every log record of the process, ours and libraries', to stdout as JSON lines."""
+def configure_logging(
+    level: str = "INFO", processors: Sequence[structlog.typing.Processor] = ()
+) -> None:
+    """Send every log record of the process, ours and libraries', to stdout as JSON lines;
+    `processors` add fields to every line (the trace ids, when tracing is on)."""
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts")
     # BytesLoggers share one lock per file: lines of ours and of libraries never interleave.
     writer = structlog.BytesLogger(sys.stdout.buffer)
@@ -67,6 +71,7 @@ def configure_logging(level: str = "INFO") -> None:
                 structlog.stdlib.add_log_level,
                 structlog.stdlib.add_logger_name,
                 timestamper,
+                *processors,
             ],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -93,6 +98,7 @@ def configure_logging(level: str = "INFO") -> None:
             structlog.processors.add_log_level,
             _add_logger_name,
             timestamper,
+            *processors,
             structlog.processors.format_exc_info,
             _render,
         ],

@@ -12,6 +12,7 @@ import orjson
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import observability
 from .errors import unavailable_service
 from .logs import get_logger
 
@@ -183,6 +184,7 @@ class RequestContextMiddleware:
             service = unavailable_service(error)
             if service is None:
                 error_log.exception("unhandled error", method=scope["method"], path=path)
+                observability.report_error(error, method=scope["method"], path=path)
             else:
                 error_log.warning(
                     "backing service unavailable", service=service, error=type(error).__name__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -101,6 +102,13 @@ class Settings(BaseSettings):
     release_version: str = Field(default_factory=_package_version)
     release_commit: str = "unknown"
 
+    # Observability (docs/observability.md): each is off, and its packages never imported,
+    # while its variable is unset. The OpenTelemetry SDK reads the other OTEL_* variables itself.
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str | None = None
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    sentry_dsn: SecretStr | None = None
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
@@ -188,6 +196,13 @@ class Settings(BaseSettings):
             raise ValueError("is required in production (comma-separated host names, or *)")
         return ["*"]
 
+    @field_validator("metrics_port")
+    @classmethod
+    def _metrics_off_the_public_port(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and value == info.data.get("port"):
+            raise ValueError("must differ from PORT: /metrics is never served on the public port")
+        return value
+
     @field_validator("job_max_backoff")
     @classmethod
     def _backoff_range(cls, value: float, info: ValidationInfo) -> float:
@@ -210,6 +225,14 @@ class Settings(BaseSettings):
         return self.database_url.get_secret_value().partition("://")[2]
 
     @property
+    def secret_values(self) -> list[str]:
+        """The values of every secret setting (so error reports can be scrubbed of them)."""
+        secrets = [self.database_url, self.redis_url, self.secret_key, *self.secret_key_fallbacks]
+        if self.sentry_dsn is not None:
+            secrets.append(self.sentry_dsn)
+        return [value for secret in secrets if (value := secret.get_secret_value())]
+
+    @property
     def show_docs(self) -> bool:
         """OpenAPI docs are served in development, and in production only when asked for."""
         if self.docs_enabled is not None:
@@ -227,6 +250,12 @@ def describe_errors(error: ValidationError) -> str:
         problems.setdefault(name, []).append(reason)
     parts = [f"{name} {'; '.join(reasons)}" for name, reasons in sorted(problems.items())]
     return "invalid configuration: " + ", ".join(parts)
+
+
+def set_library_variable(name: str, value: str) -> None:
+    """Set a variable that a library reads for itself (prometheus_client's multiprocess
+    directory), for this process and the ones it starts: the environment is touched only here."""
+    os.environ[name] = value
 
 
 def load_settings() -> Settings:

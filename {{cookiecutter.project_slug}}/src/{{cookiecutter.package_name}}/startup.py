@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
+from . import observability
 from .logs import configure_logging
 from .settings import ConfigError, Settings, load_settings
 
@@ -25,15 +26,16 @@ def fail(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)  # noqa: T201  # before or instead of logging
 
 
-def begin() -> Settings:
+def begin(process_type: str | None = None) -> Settings:
     """Start an entry point: the settings, or exit 78 with one line naming every bad variable;
-    then logging configured from them."""
+    then logging configured from them and, for a process type, the observability they ask for."""
     try:
         settings = load_settings()
     except ConfigError as error:
         fail(str(error))
         sys.exit(EXIT_CONFIG)
-    configure_logging(settings.log_level)
+    processors = [] if process_type is None else observability.configure(settings, process_type)
+    configure_logging(settings.log_level, processors)
     return settings
 
 

@@ -13,6 +13,7 @@ import signal
 import sys
 from types import FrameType
 
+from . import observability
 from .logs import get_logger
 from .server import DrainingServer, build_config
 from .settings import Settings
@@ -33,6 +34,7 @@ def _start_child(settings: Settings, sock: object) -> int:
     except BaseException:  # any failure ends this child with a non-zero code
         log.exception("web process failed")
         code = 1
+    observability.shutdown()  # os._exit skips atexit: send the spans and reports still buffered
     os._exit(code)
 
 
@@ -65,6 +67,7 @@ def run_processes(settings: Settings) -> None:
         except ChildProcessError:
             break
         children.discard(pid)
+        observability.process_ended(pid)
         code = os.waitstatus_to_exitcode(status)
         if stopping:
             failed = failed or code != 0

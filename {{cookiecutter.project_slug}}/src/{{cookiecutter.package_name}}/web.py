@@ -7,7 +7,7 @@ from .startup import begin
 
 def main() -> None:
     """Entry point of the `web` process type."""
-    settings = begin()
+    settings = begin("web")
     # Imported once the environment is known to be valid: a bad one stops web at once (exit 78)
     # instead of after loading the whole app.
     from .server import DrainingServer, build_config  # noqa: PLC0415

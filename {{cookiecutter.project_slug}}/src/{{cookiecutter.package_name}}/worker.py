@@ -17,6 +17,7 @@ import time
 
 from dramatiq import Worker
 
+from . import observability
 from .db.engine import create_engine
 from .heartbeat import Heartbeat
 from .jobs import handles
@@ -30,7 +31,7 @@ log = get_logger("worker")
 
 def main() -> None:
     """Entry point of the `worker` process type."""
-    settings = begin()
+    settings = begin("worker")
     stop = StopSignal().install()
     broker = build_broker(settings)
     engine = create_engine(settings, process="worker", pool_size=settings.worker_threads)
@@ -38,6 +39,7 @@ def main() -> None:
     if problems:
         exit_unreachable("worker", problems)
     handles.bind(handles.JobHandles(settings, engine, broker))
+    observability.watch_broker(broker)
     broker.emit_after("process_boot")  # starts the TimeLimit watcher, as `dramatiq` would
     worker = Worker(broker, worker_threads=settings.worker_threads, worker_timeout=POLL_MS)
     worker.start()
@@ -77,6 +79,7 @@ def main() -> None:
         handed_back=len(unfinished),
         seconds=round(time.monotonic() - started, 2),
     )
+    observability.shutdown()  # the spans of the jobs that ran, before the exit below skips atexit
     if unfinished:
         # Threads still run those jobs; leave without waiting for them or tidying up after them.
         sys.stdout.flush()

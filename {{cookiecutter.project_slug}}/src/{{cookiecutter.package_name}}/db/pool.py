@@ -74,6 +74,10 @@ class Database:
         async with self.connection() as connection, connection.transaction():
             await connection.executemany(statement.sql, [statement.args(row) for row in rows])
 
+    def usage(self) -> tuple[int, int]:
+        """Connections open, and how many of them are idle (metrics)."""
+        return self._pool.get_size(), self._pool.get_idle_size()
+
     async def ping(self) -> None:
         """One round trip to the server (readiness)."""
         async with self.connection() as connection:

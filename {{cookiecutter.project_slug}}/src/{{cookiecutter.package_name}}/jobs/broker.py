@@ -11,6 +11,7 @@ from dramatiq import Broker, Middleware
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Callbacks, Pipelines, Retries, TimeLimit
 
+from .. import observability
 from ..logs import get_logger
 from ..redis_connection import blocking_client
 from ..settings import Settings
@@ -147,6 +148,8 @@ def build_broker(settings: Settings) -> RedisBroker:
             ),
         ],
     )
+    for middleware, before in observability.broker_middleware():
+        broker.add_middleware(middleware, before=before)
     declare_actors(broker)
     return broker
 

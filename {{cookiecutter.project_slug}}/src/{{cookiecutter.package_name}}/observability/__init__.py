@@ -1,0 +1,192 @@
+"""Traces, metrics and error reports, each switched on by its own variable (docs/observability.md).
+
+This module imports none of OpenTelemetry, prometheus_client or sentry_sdk: `configure` imports
+the part whose variable is set, and every hook below does nothing for a part that is off, so a
+process with none of them set loads none of these packages (tests/test_observability.py).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..settings import set_library_variable
+
+if TYPE_CHECKING:
+    from dramatiq import Middleware
+    from dramatiq.brokers.redis import RedisBroker
+    from fastapi import FastAPI
+    from fastapi.telemetry import TelemetryConfig
+    from structlog.typing import Processor
+
+    from ..settings import Settings
+
+
+@dataclass(slots=True)
+class _Switches:
+    process_type: str = ""
+    tracing: bool = False
+    metrics: bool = False
+    errors: bool = False
+
+
+_on = _Switches()
+
+
+def configure(settings: Settings, process_type: str) -> list[Processor]:
+    """Switch on what the settings ask for in this process; the log processors it adds."""
+    processors: list[Processor] = []
+    _on.process_type = process_type
+    if settings.sentry_dsn is not None:
+        from . import errors  # noqa: PLC0415  # only when SENTRY_DSN is set
+
+        errors.configure(settings, process_type)
+        _on.errors = True
+    if settings.otel_exporter_otlp_endpoint:
+        from . import tracing  # noqa: PLC0415  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set
+
+        tracing.configure(settings, process_type)
+        processors.append(tracing.add_trace_ids)
+        _on.tracing = True
+    else:
+        _keep_the_sdk_out()
+    if settings.metrics_port is not None:
+        shared = None
+        if process_type == "web" and settings.web_concurrency > 1:
+            shared = _share_metrics_between_processes()
+        from . import metrics  # noqa: PLC0415  # only when METRICS_PORT is set
+
+        metrics.configure(settings, process_type, shared)
+        _on.metrics = True
+    return processors
+
+
+# redis-py (8.1+) imports the SDK's metrics at import time whenever the SDK is installed, for
+# metrics of its own that are off unless asked for: about 40 ms of web's start-up (importing
+# redis and redis.asyncio, median of 9 alternating starts: 205 ms with it, 163 ms without), and
+# the SDK loaded while tracing is off. Marked absent, redis' optional import finds nothing, as if
+# the SDK were not installed. Tracing cannot be switched on later in a process: nothing else
+# needs it.
+_REDIS_OPTIONAL_IMPORT = "opentelemetry.sdk"
+
+
+def _keep_the_sdk_out() -> None:
+    """With tracing off, keep redis-py from loading the OpenTelemetry SDK (when not yet loaded)."""
+    sys.modules.setdefault(_REDIS_OPTIONAL_IMPORT, None)  # type: ignore[arg-type]
+
+
+def _share_metrics_between_processes() -> str:
+    """prometheus_client's multiprocess mode: every web process writes its values to files in a
+    directory of this process's own, read by the server of the parent (metrics.py). The variable
+    must be set before prometheus_client is imported; the directory goes when the parent exits."""
+    directory = tempfile.mkdtemp(prefix="metrics-")
+    set_library_variable("PROMETHEUS_MULTIPROC_DIR", directory)
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
+
+
+def fastapi_telemetry() -> TelemetryConfig:
+    """FastAPI's own OpenTelemetry tracing: a server span per request named by its route
+    template, with its status, while tracing is on. FastAPI's metrics and log records stay off
+    (Prometheus and structlog have those), and so do its spans per dependency and serialization."""
+    return {"tracing": _on.tracing, "metrics": False, "logs": False, "operation_spans": False}
+
+
+def instrument_app(app: FastAPI) -> None:
+    """Measure every request of the web application (when on)."""
+    if _on.metrics:
+        from .metrics import RequestMetrics  # noqa: PLC0415
+
+        app.add_middleware(RequestMetrics)
+
+
+def broker_middleware() -> list[tuple[Middleware, type[Middleware]]]:
+    """Dramatiq middleware to add to a broker, each with the middleware it must come before."""
+    added: list[tuple[Middleware, type[Middleware]]] = []
+    if _on.tracing:
+        from .tracing import TraceContext  # noqa: PLC0415
+
+        added.append((TraceContext(), _first_middleware()))
+    if _on.metrics:
+        from dramatiq.middleware import Retries  # noqa: PLC0415
+
+        from .metrics import JobMetrics  # noqa: PLC0415
+
+        # Before Retries, so that its after-hooks run once Retries has decided on a retry.
+        added.append((JobMetrics(), Retries))
+    if _on.errors:
+        from dramatiq.middleware import Retries  # noqa: PLC0415
+
+        from .errors import JobErrors  # noqa: PLC0415
+
+        added.append((JobErrors(), Retries))
+    return added
+
+
+def _first_middleware() -> type[Middleware]:
+    from ..jobs.broker import JobContext  # noqa: PLC0415  # jobs/broker.py imports this module
+
+    return JobContext
+
+
+def watch_broker(broker: RedisBroker) -> None:
+    """Publish the queue depths and dead letters of this broker in /metrics (worker)."""
+    if _on.metrics:
+        from .metrics import watch_queues  # noqa: PLC0415
+
+        watch_queues(broker)
+
+
+def report_error(error: BaseException, **tags: str) -> None:
+    """Send an unhandled error to Sentry (when on); the caller has logged it already."""
+    if _on.errors:
+        from .errors import report  # noqa: PLC0415
+
+        report(error, **tags)
+
+
+@contextlib.contextmanager
+def span(name: str, **attributes: Any) -> Iterator[None]:
+    """A span of our own around a block (the clock's tick); nothing when tracing is off."""
+    if not _on.tracing:
+        yield
+        return
+    from .tracing import span as traced  # noqa: PLC0415
+
+    with traced(name, **attributes):
+        yield
+
+
+def count_scheduled(schedule: str) -> None:
+    """Count a job the clock enqueued for a schedule entry."""
+    if _on.metrics:
+        from .metrics import SCHEDULED  # noqa: PLC0415
+
+        SCHEDULED.labels(schedule).inc()
+
+
+def process_ended(pid: int) -> None:
+    """Forget a web child's live gauges once it has exited (WEB_CONCURRENCY > 1)."""
+    if _on.metrics:
+        from .metrics import process_ended as ended  # noqa: PLC0415
+
+        ended(pid)
+
+
+def shutdown() -> None:
+    """Send what is still buffered (spans, error reports) before the process exits; for exits
+    that skip atexit (os._exit), where the SDKs would do it themselves."""
+    if _on.tracing:
+        from .tracing import shutdown as stop_tracing  # noqa: PLC0415
+
+        stop_tracing()
+    if _on.errors:
+        from .errors import flush  # noqa: PLC0415
+
+        flush()

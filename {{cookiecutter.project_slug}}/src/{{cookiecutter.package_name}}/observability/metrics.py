@@ -1,0 +1,195 @@
+"""Prometheus metrics with prometheus_client, served at /metrics on METRICS_PORT (never on PORT).
+
+Web counts requests by route template, method and status; the worker counts jobs by outcome and
+reads the queue depths and dead letters from Redis at each scrape; the clock counts the jobs it
+enqueued. With WEB_CONCURRENCY > 1 the
+web processes write their values to files (prometheus_client's multiprocess mode, in a directory
+the web's parent process makes) and the parent serves their sum. Imported only when METRICS_PORT
+is set; for web's multiprocess mode, only after PROMETHEUS_MULTIPROC_DIR is set (__init__.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from dramatiq import Broker, Middleware
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import start_http_server as serve_metrics
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..jobs.job import QUEUE
+from ..logs import get_logger
+
+if TYPE_CHECKING:
+    from dramatiq.brokers.redis import RedisBroker
+
+    from ..settings import Settings
+
+UNMATCHED = "unmatched"  # the route label of a request no route took (a 404): bounded labels
+JOB_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+log = get_logger("metrics")
+
+REQUESTS = Counter("http_requests", "HTTP requests answered", ["method", "route", "status"])
+REQUEST_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time from a request's arrival to its response's end",
+    ["method", "route", "status"],
+)
+IN_FLIGHT = Gauge(
+    "http_requests_in_flight", "HTTP requests being answered", multiprocess_mode="livesum"
+)
+POOL_SIZE = Gauge(
+    "db_pool_connections", "PostgreSQL connections open in the pool", multiprocess_mode="livesum"
+)
+POOL_IDLE = Gauge(
+    "db_pool_idle_connections",
+    "PostgreSQL connections open and idle in the pool",
+    multiprocess_mode="livesum",
+)
+JOBS = Counter("jobs", "Jobs run, by outcome: done, retried or failed (dead)", ["job", "outcome"])
+SCHEDULED = Counter(
+    "clock_jobs_scheduled", "Jobs the clock enqueued, by schedule entry", ["schedule"]
+)
+JOB_DURATION = Histogram(
+    "job_duration_seconds", "Time a job ran, by outcome", ["job", "outcome"], buckets=JOB_BUCKETS
+)
+
+
+_shared: str | None = None  # the multiprocess directory, when the web runs several processes
+
+
+def configure(settings: Settings, process_type: str, shared: str | None = None) -> None:
+    """Serve /metrics on METRICS_PORT from this process (web's parent, with several children,
+    reading the values they write to the `shared` directory)."""
+    global _shared  # noqa: PLW0603  # set once at start-up
+    assert settings.metrics_port is not None  # noqa: S101  # called only when it is set
+    registry: Collector = REGISTRY
+    if shared is not None:
+        _shared = shared
+        multiprocess = CollectorRegistry()
+        MultiProcessCollector(multiprocess, path=shared)  # type: ignore[no-untyped-call]
+        registry = multiprocess
+    # All interfaces, like $PORT: the scraper reaches the pod's address; the port is its own.
+    serve_metrics(settings.metrics_port, addr="0.0.0.0", registry=registry)  # noqa: S104
+    log.info("metrics served", port=settings.metrics_port, process=process_type)
+
+
+def process_ended(pid: int) -> None:
+    """Drop an exited web child's live gauges (multiprocess mode)."""
+    if _shared is not None:
+        mark_process_dead(pid, _shared)  # type: ignore[no-untyped-call]
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route that took the request: `/api/v1/notes/{note_id}`.
+
+    FastAPI puts the matched route in the scope; an included router's route knows its path below
+    the router's prefix only, and the prefix is that many segments of the request's path less.
+    """
+    path: str = scope["path"]
+    template = getattr(scope.get("route"), "path", None)
+    if not isinstance(template, str):
+        # A plain Starlette route (the probes) leaves its endpoint only; without parameters
+        # its path is its template.
+        matched = "endpoint" in scope and not scope.get("path_params")
+        return path if matched else UNMATCHED
+    if ":path}" in template:  # a path-converter template spans any number of segments
+        return template
+    kept = path.count("/") - template.count("/") + 1
+    return "/".join(path.split("/")[:kept]) + template if kept > 1 else template
+
+
+class RequestMetrics:
+    """Pure ASGI middleware: count, time and bound the labels of every HTTP request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            IN_FLIGHT.dec()
+            labels = (scope["method"], route_template(scope), str(status))
+            REQUESTS.labels(*labels).inc()
+            REQUEST_DURATION.labels(*labels).observe(time.perf_counter() - started)
+            services = getattr(scope["app"].state, "services", None)
+            if services is not None:
+                size, idle = services.db.usage()
+                POOL_SIZE.set(size)
+                POOL_IDLE.set(idle)
+
+
+class JobMetrics(Middleware):
+    """Count and time each job by its outcome (after Retries has decided on a retry)."""
+
+    def __init__(self) -> None:
+        self._started = threading.local()  # a job's hooks all run on its worker thread
+
+    def before_process_message(self, broker: Broker, message: Any) -> None:
+        self._started.at = time.perf_counter()
+
+    def after_process_message(
+        self,
+        broker: Broker,
+        message: Any,
+        *,
+        result: object = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        took = time.perf_counter() - getattr(self._started, "at", time.perf_counter())
+        outcome = "done" if exception is None else "failed" if message.failed else "retried"
+        JOBS.labels(message.actor_name, outcome).inc()
+        JOB_DURATION.labels(message.actor_name, outcome).observe(took)
+
+
+class QueueCollector(Collector):
+    """The queue depths and dead letters, read from Redis at each scrape (jobs/queues.py)."""
+
+    def __init__(self, broker: RedisBroker) -> None:
+        self.broker = broker
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from ..jobs.queues import queue_depths  # noqa: PLC0415  # jobs/queues imports the broker
+
+        try:
+            depths = queue_depths(self.broker, QUEUE)
+        except Exception as error:  # a scrape must answer even when Redis does not
+            log.warning("queue depths unavailable", error=type(error).__name__)
+            return
+        depth = GaugeMetricFamily(
+            "jobs_queue_depth", "Messages in the job queue, by state", labels=["queue", "state"]
+        )
+        for state in ("waiting", "in_progress", "delayed"):
+            depth.add_metric([QUEUE, state], depths[state])
+        yield depth
+        dead = GaugeMetricFamily(
+            "jobs_dead_letters", "Messages that failed their last retry", labels=["queue"]
+        )
+        dead.add_metric([QUEUE], depths["dead"])
+        yield dead
+
+
+def watch_queues(broker: RedisBroker) -> None:
+    """Publish this broker's queue depths in /metrics."""
+    REGISTRY.register(QueueCollector(broker))
