@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -284,6 +286,22 @@ def test_web_serves_request_metrics_on_its_metrics_port_only(
     assert _value(families["db_pool_connections"], "db_pool_connections") >= 1
 
 
+@pytest.mark.parametrize("process_type", ["web", "worker", "clock"])
+def test_a_taken_metrics_port_stops_the_process_with_one_line(
+    database_url: str, process_type: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))  # noqa: S104  # where the metrics server binds
+        taken.listen()
+        metrics_port = taken.getsockname()[1]
+        env = _env(database_url, PORT=str(free_port()), METRICS_PORT=str(metrics_port))
+        process = Service(process_type, env)
+        code = process.wait(30)
+    assert code == 1
+    [line] = process.stderr.strip().splitlines()
+    assert line.startswith(f"error: METRICS_PORT {metrics_port} cannot be served"), line
+
+
 @pytest.mark.usefixtures("redis_sync")
 def test_worker_and_clock_serve_job_and_queue_metrics(
     database_url: str, committed: psycopg.Connection, broker: RedisBroker
@@ -505,3 +523,30 @@ def test_spans_still_buffered_are_exported_when_web_stops(
         code = web.stop()
     assert code == 0
     assert {"GET /healthz", "GET /readyz"} <= {span.name for span in _spans(receiver)}
+
+
+@pytest.mark.parametrize("concurrency", ["1", "2"])
+def test_an_unreachable_collector_does_not_hold_the_exit(
+    database_url: str, concurrency: str
+) -> None:
+    with socket.socket() as closed:  # a port that refuses: bound, never listening
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        port = free_port()
+        env = _env(
+            database_url,
+            PORT=str(port),
+            WEB_CONCURRENCY=concurrency,
+            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+        )
+        web = Service("web", env)
+        try:
+            for _ in range(4):  # spans to export, in each process with two
+                web.wait_http(f"http://127.0.0.1:{port}/readyz")
+        finally:
+            sent = web.signal()
+            code = web.wait(30)
+        seconds = time.monotonic() - sent
+    assert code == 0
+    # The exporter alone would retry for 6-7 s; the exit path gives it 2 s.
+    assert seconds < 5, f"web took {seconds:.1f} s to exit"

@@ -67,6 +67,36 @@ def test_invalid_values_are_named_but_never_echoed(environ: pytest.MonkeyPatch) 
 
 
 @pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SENTRY_DSN", "sentry-secret-not-a-dsn"),
+        ("SENTRY_DSN", "https://sentry-secret@o1.ingest.example/not-a-project"),
+        ("SENTRY_DSN", "ftp://sentry-secret@o1.ingest.example/1"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector-secret:4318"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector-secret:port"),
+        ("METRICS_PORT", "70000"),
+    ],
+)
+def test_malformed_observability_variables_stop_the_process(
+    environ: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    _set(environ, **{name: value})
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert name in str(caught.value)
+    assert "secret" not in str(caught.value).replace("SECRET_KEY", "")
+
+
+def test_empty_observability_variables_leave_it_off(environ: pytest.MonkeyPatch) -> None:
+    _set(environ)
+    environ.setenv("SENTRY_DSN", " ")
+    environ.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+    settings = load_settings()
+    assert settings.sentry_dsn is None
+    assert settings.otel_exporter_otlp_endpoint is None
+
+
+@pytest.mark.parametrize(
     "scheme", ["postgres", "postgresql", "postgresql+psycopg", "postgresql+asyncpg"]
 )
 def test_platform_postgres_urls_are_kept_and_derived_per_driver(

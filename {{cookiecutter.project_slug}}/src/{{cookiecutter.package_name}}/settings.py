@@ -196,6 +196,38 @@ class Settings(BaseSettings):
             raise ValueError("is required in production (comma-separated host names, or *)")
         return ["*"]
 
+    @field_validator("otel_exporter_otlp_endpoint", "sentry_dsn", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("otel_exporter_otlp_endpoint")
+    @classmethod
+    def _check_otlp_endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = _split_url(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an OTLP/HTTP URL: http://collector:4318")
+        return value.strip()
+
+    @field_validator("sentry_dsn")
+    @classmethod
+    def _check_sentry_dsn(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        raw = value.get_secret_value().strip()
+        parts = _split_url(raw)
+        project = parts.path.rstrip("/").rpartition("/")[2]
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.username
+            or not parts.hostname
+            or not project.isdigit()
+        ):
+            raise ValueError("must be a Sentry DSN: https://public-key@host/project-id")
+        return SecretStr(raw)
+
     @field_validator("metrics_port")
     @classmethod
     def _metrics_off_the_public_port(cls, value: int | None, info: ValidationInfo) -> int | None:

@@ -19,6 +19,7 @@ EXIT_CONFIG = 78  # sysexits.h EX_CONFIG: the environment is wrong, restarting w
 EXIT_POSTGRES = 3
 EXIT_REDIS = 4
 EXIT_BOTH = 5
+EXIT_START = 1  # a part asked for cannot start (observability: METRICS_PORT taken)
 
 
 def fail(message: str) -> None:
@@ -34,7 +35,11 @@ def begin(process_type: str | None = None) -> Settings:
     except ConfigError as error:
         fail(str(error))
         sys.exit(EXIT_CONFIG)
-    processors = [] if process_type is None else observability.configure(settings, process_type)
+    try:
+        processors = [] if process_type is None else observability.configure(settings, process_type)
+    except observability.ObservabilityError as error:
+        fail(str(error))
+        sys.exit(EXIT_START)
     configure_logging(settings.log_level, processors)
     return settings
 

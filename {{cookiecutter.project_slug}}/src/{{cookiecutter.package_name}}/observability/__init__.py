@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from ..settings import Settings
 
 
+class ObservabilityError(Exception):
+    """A part that was asked for cannot start (its port is taken); the message says which."""
+
+
 @dataclass(slots=True)
 class _Switches:
     process_type: str = ""

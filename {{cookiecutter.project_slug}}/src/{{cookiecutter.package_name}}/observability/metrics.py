@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..jobs.job import QUEUE
 from ..logs import get_logger
+from . import ObservabilityError
 
 if TYPE_CHECKING:
     from dramatiq.brokers.redis import RedisBroker
@@ -77,7 +78,12 @@ def configure(settings: Settings, process_type: str, shared: str | None = None) 
         MultiProcessCollector(multiprocess, path=shared)  # type: ignore[no-untyped-call]
         registry = multiprocess
     # All interfaces, like $PORT: the scraper reaches the pod's address; the port is its own.
-    serve_metrics(settings.metrics_port, addr="0.0.0.0", registry=registry)  # noqa: S104
+    try:
+        serve_metrics(settings.metrics_port, addr="0.0.0.0", registry=registry)  # noqa: S104
+    except OSError as error:
+        raise ObservabilityError(
+            f"METRICS_PORT {settings.metrics_port} cannot be served ({error.strerror})"
+        ) from None
     log.info("metrics served", port=settings.metrics_port, process=process_type)
 
 

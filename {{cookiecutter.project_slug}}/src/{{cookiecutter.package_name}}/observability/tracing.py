@@ -173,9 +173,18 @@ class TraceContext(Middleware):
             context.detach(token)  # type: ignore[arg-type]
 
 
+# At exit, the spans still buffered get this long to reach the collector: an unreachable one
+# would otherwise hold the exit for the exporter's retries (6-7 s measured, up to
+# OTEL_EXPORTER_OTLP_TIMEOUT), past what a platform waits after SIGTERM.
+EXPORT_AT_EXIT_SECONDS = 2.0
+
+
 def shutdown() -> None:
-    """Export the spans still buffered, then stop the exporter (bounded by OTEL_BSP_* timeouts)."""
+    """Export the spans still buffered, then stop the exporter; give up after
+    EXPORT_AT_EXIT_SECONDS (the thread doing it ends with the process)."""
     global _provider  # shut down once, by the exit path or at exit
     if _provider is not None:
         provider, _provider = _provider, None
-        provider.shutdown()
+        stopping = threading.Thread(target=provider.shutdown, name="span-export", daemon=True)
+        stopping.start()
+        stopping.join(EXPORT_AT_EXIT_SECONDS)
