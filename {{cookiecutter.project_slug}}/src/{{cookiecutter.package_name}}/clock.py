@@ -106,3 +106,4 @@ def main() -> None:
     clock.run(stop, Heartbeat(settings.liveness_file))
     broker.client.close()
     log.info("clock stopped", signal=stop.received)
+    observability.shutdown()  # the last ticks' spans, within a bound (not left to atexit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import observability
 from .startup import begin
 
 
@@ -17,3 +18,4 @@ def main() -> None:
         run_processes(settings)
         return
     DrainingServer(build_config(settings), settings.shutdown_delay).run()
+    observability.shutdown()  # the last requests' spans, within a bound (not left to atexit)

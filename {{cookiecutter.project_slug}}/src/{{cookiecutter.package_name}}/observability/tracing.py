@@ -186,5 +186,9 @@ def shutdown() -> None:
     if _provider is not None:
         provider, _provider = _provider, None
         stopping = threading.Thread(target=provider.shutdown, name="span-export", daemon=True)
-        stopping.start()
+        try:
+            stopping.start()
+        except RuntimeError:  # at interpreter shutdown (atexit) no thread starts: export here
+            provider.shutdown()
+            return
         stopping.join(EXPORT_AT_EXIT_SECONDS)
