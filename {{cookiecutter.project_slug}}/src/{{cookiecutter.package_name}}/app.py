@@ -75,6 +75,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     # Added last, so it runs first: every response, even an error, gets its id and headers.
     app.add_middleware(RequestContextMiddleware, allowed_hosts=settings.allowed_hosts)
-    # Outside it, when switched on: metrics see every request and its final status.
-    observability.instrument_app(app)
     return app

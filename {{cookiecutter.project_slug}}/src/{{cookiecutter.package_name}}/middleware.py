@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request id, host allowlist, security headers, access log, last 500."""
+"""Pure ASGI middleware: request id, host allowlist, security headers, access log and request
+metrics, last 500."""
 
 from __future__ import annotations
 
@@ -162,6 +163,7 @@ class RequestContextMiddleware:
                 ]
             await send(message)
 
+        observability.request_started()
         try:
             too_large = _oversized(scope)
             if too_large is not None:
@@ -197,13 +199,15 @@ class RequestContextMiddleware:
                 )
                 await _send_json(send, status, {"error": message, "request_id": rid}, request_id)
         finally:
+            seconds = time.perf_counter() - started
             client = scope.get("client")
             access_log.info(
                 "request",
                 method=scope["method"],
                 path=path,
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(seconds * 1000, 2),
                 client=client[0] if client else None,
             )
+            observability.request_ended(scope, status, seconds)
             structlog.contextvars.reset_contextvars(**tokens)

@@ -22,6 +22,8 @@ from .db.engine import create_engine
 from .heartbeat import Heartbeat
 from .jobs import handles
 from .jobs.broker import POLL_MS, build_broker, job_context
+from .jobs.job import QUEUE
+from .jobs.queues import queue_depths
 from .logs import get_logger
 from .signals import StopSignal
 from .startup import begin, exit_unreachable, unreachable
@@ -39,7 +41,7 @@ def main() -> None:
     if problems:
         exit_unreachable("worker", problems)
     handles.bind(handles.JobHandles(settings, engine, broker))
-    observability.watch_broker(broker)
+    observability.watch_queue(QUEUE, lambda: queue_depths(broker, QUEUE))
     broker.emit_after("process_boot")  # starts the TimeLimit watcher, as `dramatiq` would
     worker = Worker(broker, worker_threads=settings.worker_threads, worker_timeout=POLL_MS)
     worker.start()

@@ -131,16 +131,19 @@ class JobContext(Middleware):
 def build_broker(settings: Settings) -> RedisBroker:
     """A Redis broker whose every wait is bounded, with the retry policy from settings, and
     every job of the service (jobs/registry.py) declared on it as an actor."""
+    first, outcomes = observability.job_middleware()  # none while observability is off
     broker = RedisBroker(  # type: ignore[no-untyped-call]  # Dramatiq leaves it unannotated
         client=blocking_client(settings),
         namespace=NAMESPACE,
         heartbeat_timeout=_milliseconds(settings.worker_heartbeat_timeout),
         maintenance_chance=settings.worker_maintenance_chance,
         middleware=[
+            *first,
             JobContext(),
             TimeLimit(),
             Callbacks(),
             Pipelines(),
+            *outcomes,
             Retries(
                 max_retries=settings.job_max_retries,
                 min_backoff=_milliseconds(settings.job_min_backoff),
@@ -148,8 +151,6 @@ def build_broker(settings: Settings) -> RedisBroker:
             ),
         ],
     )
-    for middleware, before in observability.broker_middleware():
-        broker.add_middleware(middleware, before=before)
     declare_actors(broker)
     return broker
 

@@ -12,7 +12,7 @@ import contextlib
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,9 +20,8 @@ from ..settings import set_library_variable
 
 if TYPE_CHECKING:
     from dramatiq import Middleware
-    from dramatiq.brokers.redis import RedisBroker
-    from fastapi import FastAPI
     from fastapi.telemetry import TelemetryConfig
+    from starlette.types import Scope
     from structlog.typing import Processor
 
     from ..settings import Settings
@@ -102,49 +101,50 @@ def fastapi_telemetry() -> TelemetryConfig:
     return {"tracing": _on.tracing, "metrics": False, "logs": False, "operation_spans": False}
 
 
-def instrument_app(app: FastAPI) -> None:
-    """Measure every request of the web application (when on)."""
+def request_started() -> None:
+    """A request arrived: called by the request middleware for every HTTP request."""
     if _on.metrics:
-        from .metrics import RequestMetrics  # noqa: PLC0415
+        from .metrics import request_started as started  # noqa: PLC0415
 
-        app.add_middleware(RequestMetrics)
+        started()
 
 
-def broker_middleware() -> list[tuple[Middleware, type[Middleware]]]:
-    """Dramatiq middleware to add to a broker, each with the middleware it must come before."""
-    added: list[tuple[Middleware, type[Middleware]]] = []
+def request_ended(scope: Scope, status: int, seconds: float) -> None:
+    """A request was answered with `status` after `seconds` (the access line's figures)."""
+    if _on.metrics:
+        from .metrics import request_ended as ended  # noqa: PLC0415
+
+        ended(scope, status, seconds)
+
+
+def job_middleware() -> tuple[list[Middleware], list[Middleware]]:
+    """Dramatiq middleware of the parts switched on, for jobs/broker.py to place: those that go
+    first (the trace spans every other hook), and those that go just before Retries (their
+    after-hooks run once Retries has decided on a retry)."""
+    first: list[Middleware] = []
+    outcomes: list[Middleware] = []
     if _on.tracing:
         from .tracing import TraceContext  # noqa: PLC0415
 
-        added.append((TraceContext(), _first_middleware()))
+        first.append(TraceContext())
     if _on.metrics:
-        from dramatiq.middleware import Retries  # noqa: PLC0415
-
         from .metrics import JobMetrics  # noqa: PLC0415
 
-        # Before Retries, so that its after-hooks run once Retries has decided on a retry.
-        added.append((JobMetrics(), Retries))
+        outcomes.append(JobMetrics())
     if _on.errors:
-        from dramatiq.middleware import Retries  # noqa: PLC0415
-
         from .errors import JobErrors  # noqa: PLC0415
 
-        added.append((JobErrors(), Retries))
-    return added
+        outcomes.append(JobErrors())
+    return first, outcomes
 
 
-def _first_middleware() -> type[Middleware]:
-    from ..jobs.broker import JobContext  # noqa: PLC0415  # jobs/broker.py imports this module
-
-    return JobContext
-
-
-def watch_broker(broker: RedisBroker) -> None:
-    """Publish the queue depths and dead letters of this broker in /metrics (worker)."""
+def watch_queue(queue: str, depths: Callable[[], Mapping[str, int]]) -> None:
+    """Publish a queue's depths and dead letters in /metrics (worker), read by `depths` at
+    each scrape."""
     if _on.metrics:
-        from .metrics import watch_queues  # noqa: PLC0415
+        from .metrics import watch_queue as watch  # noqa: PLC0415
 
-        watch_queues(broker)
+        watch(queue, depths)
 
 
 def report_error(error: BaseException, **tags: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from dramatiq import Broker, Middleware
@@ -21,15 +21,12 @@ from prometheus_client import start_http_server as serve_metrics
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
-from ..jobs.job import QUEUE
 from ..logs import get_logger
 from . import ObservabilityError
 
 if TYPE_CHECKING:
-    from dramatiq.brokers.redis import RedisBroker
-
     from ..settings import Settings
 
 UNMATCHED = "unmatched"  # the route label of a request no route took (a 404): bounded labels
@@ -112,38 +109,22 @@ def route_template(scope: Scope) -> str:
     return "/".join(path.split("/")[:kept]) + template if kept > 1 else template
 
 
-class RequestMetrics:
-    """Pure ASGI middleware: count, time and bound the labels of every HTTP request."""
+def request_started() -> None:
+    """A request arrived (the request middleware, middleware.py, calls this and the next)."""
+    IN_FLIGHT.inc()
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        IN_FLIGHT.inc()
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            IN_FLIGHT.dec()
-            labels = (scope["method"], route_template(scope), str(status))
-            REQUESTS.labels(*labels).inc()
-            REQUEST_DURATION.labels(*labels).observe(time.perf_counter() - started)
-            services = getattr(scope["app"].state, "services", None)
-            if services is not None:
-                size, idle = services.db.usage()
-                POOL_SIZE.set(size)
-                POOL_IDLE.set(idle)
+def request_ended(scope: Scope, status: int, seconds: float) -> None:
+    """Count and time a request by its route template, method and final status."""
+    IN_FLIGHT.dec()
+    labels = (scope["method"], route_template(scope), str(status))
+    REQUESTS.labels(*labels).inc()
+    REQUEST_DURATION.labels(*labels).observe(seconds)
+    services = getattr(scope["app"].state, "services", None)
+    if services is not None:
+        size, idle = services.db.usage()
+        POOL_SIZE.set(size)
+        POOL_IDLE.set(idle)
 
 
 class JobMetrics(Middleware):
@@ -170,16 +151,15 @@ class JobMetrics(Middleware):
 
 
 class QueueCollector(Collector):
-    """The queue depths and dead letters, read from Redis at each scrape (jobs/queues.py)."""
+    """A queue's depths and dead letters, read from Redis at each scrape (jobs/queues.py)."""
 
-    def __init__(self, broker: RedisBroker) -> None:
-        self.broker = broker
+    def __init__(self, queue: str, depths: Callable[[], Mapping[str, int]]) -> None:
+        self.queue = queue
+        self.depths = depths
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from ..jobs.queues import queue_depths  # noqa: PLC0415  # jobs/queues imports the broker
-
         try:
-            depths = queue_depths(self.broker, QUEUE)
+            depths = self.depths()
         except Exception as error:  # a scrape must answer even when Redis does not
             log.warning("queue depths unavailable", error=type(error).__name__)
             return
@@ -187,15 +167,15 @@ class QueueCollector(Collector):
             "jobs_queue_depth", "Messages in the job queue, by state", labels=["queue", "state"]
         )
         for state in ("waiting", "in_progress", "delayed"):
-            depth.add_metric([QUEUE, state], depths[state])
+            depth.add_metric([self.queue, state], depths[state])
         yield depth
         dead = GaugeMetricFamily(
             "jobs_dead_letters", "Messages that failed their last retry", labels=["queue"]
         )
-        dead.add_metric([QUEUE], depths["dead"])
+        dead.add_metric([self.queue], depths["dead"])
         yield dead
 
 
-def watch_queues(broker: RedisBroker) -> None:
-    """Publish this broker's queue depths in /metrics."""
-    REGISTRY.register(QueueCollector(broker))
+def watch_queue(queue: str, depths: Callable[[], Mapping[str, int]]) -> None:
+    """Publish a queue's depths in /metrics."""
+    REGISTRY.register(QueueCollector(queue, depths))
