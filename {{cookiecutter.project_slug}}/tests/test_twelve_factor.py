@@ -123,8 +123,8 @@ def test_factor_02_dependencies_declared_used_and_locked() -> None:
         # A namespace package (opentelemetry) comes from many distributions: the declared ones
         # bring it, the others come with them.
         imported |= (dists & declared or dists) if len(dists) > 1 else dists
-    # Installed only for what they bring at run time: uvicorn's fast loop/parser, the driver.
-    runtime_only = {"psycopg", "uvloop", "httptools"} & declared
+    # Installed only for what they bring at run time: the driver (imported by SQLAlchemy).
+    runtime_only = {"psycopg"} & declared
     assert imported - declared == set(), "imported but not declared"
     assert declared - imported - runtime_only == set(), "declared but never imported"
     # The dev command and its local servers may use the dev group too, and nothing undeclared.
