@@ -34,14 +34,15 @@ def app() -> ASGIApp:
     """What each granian worker serves: the app behind the trusted proxies' forwarded headers."""
     # A forked worker inherits the server process's SIGTERM handler, which does nothing here: a
     # stop sent while the worker loads would be lost, and the worker kept until its kill timeout.
-    # Until granian installs the worker's own handler, SIGTERM ends the worker at once.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # While the app loads, SIGTERM ends the worker at once; then granian installs its own.
+    inherited = signal.signal(signal.SIGTERM, signal.SIG_DFL)
     settings = begin("web")
     from .app import create_app  # noqa: PLC0415  # loaded by the workers, after the check
 
     served: ASGIApp = wrap_asgi_with_proxy_headers(
         create_app(settings), settings.forwarded_allow_ips
     )
+    signal.signal(signal.SIGTERM, inherited)
     return served
 
 
