@@ -708,7 +708,7 @@ class Benchmark:
                 "sh",
                 "-c",
                 f'exec {bin_dir}/uvicorn --factory {package}.web:app --host 0.0.0.0 --port "$PORT"'
-                " --http httptools --loop uvloop --workers 1 --no-access-log"
+                " --http httptools --loop uvloop --workers 1 --no-access-log --interface asgi3"
                 " --timeout-graceful-shutdown 20",
             ],
             # gunicorn binds 0.0.0.0:$PORT by itself when PORT is set.
