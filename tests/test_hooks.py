@@ -1079,8 +1079,8 @@ def test_bake_without_git_succeeds_with_a_warning(
     [
         (None, "uv is not on PATH"),
         (
-            "#!/bin/sh\necho 'error: No interpreter found for Python >=3.12' >&2\nexit 2\n",
-            "install it with `uv python install 3.12`",
+            "#!/bin/sh\necho 'error: No interpreter found for Python >=3.14' >&2\nexit 2\n",
+            f"install it with `uv python install {DEFAULTS['python_version'][0]}`",
         ),
     ],
 )
