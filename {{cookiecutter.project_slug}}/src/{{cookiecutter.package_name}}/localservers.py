@@ -98,6 +98,9 @@ class LocalValkey:
 
 
 PORT_FILE = "port"  # where a running local Valkey's port is written, for a second dev command
+# What reading a port or pid file and reaching its server raise when no server of ours is there.
+# A named tuple, as `except (A, B):` is formatted differently for Python 3.14 (PEP 758).
+_NO_SERVER = (OSError, ValueError)
 
 
 def running_valkey_url(data_dir: Path) -> str | None:
@@ -108,7 +111,7 @@ def running_valkey_url(data_dir: Path) -> str | None:
             connection.sendall(b"PING\r\n")
             if connection.recv(16).startswith(b"+PONG"):
                 return f"redis://127.0.0.1:{port}/0"
-    except (OSError, ValueError):
+    except _NO_SERVER:
         pass
     return None
 
@@ -203,7 +206,7 @@ def _postmaster_running(data_dir: Path) -> bool:
     try:
         pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
         os.kill(pid, 0)
-    except (OSError, ValueError):
+    except _NO_SERVER:
         return False
     return True
 
