@@ -78,7 +78,8 @@ OTHER_PYTHONS_STDLIB_MODULES = frozenset(
 RESERVED_IMPORT_NAMES = frozenset(
     {
         # runtime dependencies and what they import
-        "fastapi", "starlette", "granian", "uvicorn", "pydantic", "pydantic_core", "pydantic_settings",
+        "fastapi", "starlette", "granian", "uvicorn", "pydantic", "pydantic_core",
+        "pydantic_settings",
         "annotated_types", "typing_extensions", "typing_inspection", "sqlalchemy", "greenlet",
         "psycopg", "psycopg_binary", "psycopg_c", "psycopg_pool", "alembic", "mako", "markupsafe",
         "redis", "dramatiq", "prometheus_client", "structlog", "orjson", "httpx", "httpcore", "h11",
