@@ -336,13 +336,16 @@ def _raw(port: int, request: bytes) -> bytes:
         return data
 
 
+_UNREADABLE = (OSError, ValueError)
+
+
 def _rss_kib(pid: int) -> int:
     """Resident memory of a process and its children (web's server process and its workers)."""
     total = 0
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
-        except (OSError, ValueError):
+        except _UNREADABLE:  # the process ended while we read it
             continue
         if status.parent.name == str(pid) or fields.get("PPid", "").strip() == str(pid):
             total += int(fields.get("VmRSS", "0 kB").split()[0])
