@@ -57,6 +57,8 @@ DEV_DEFAULTS = {
 EXIT_FAILED = 1
 EXIT_CONFIG = 78
 MIGRATIONS = "migrations/versions"  # a change here is applied (the release) before the restart
+VERSIONS = Path(__file__).with_name("db") / "migrations" / "versions"
+RELEASED = "released.json"  # per database URL: the migrations as they were at its last release
 MIGRATION_QUIET = 1.0  # seconds without a change: alembic's file is written, then ruff rewrites it
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
@@ -273,7 +275,7 @@ def wait_ready(url: str, children: list[Child], stop: Stop, timeout: float) -> N
                 pass
         if web_ready and all(c.up.is_set() for c in children if c.name in STARTED_EVENTS):
             return
-        stop.event.wait(0.2)
+        stop.event.wait(0.05)
     if not stop.event.is_set():
         raise DevError(f"{url} did not answer 200 within {timeout:g} s (see the lines above)")
 
@@ -381,9 +383,22 @@ class Dev:
                 )
             except FileNotFoundError:
                 raise DevError(f"no such command: {command[0]}") from None
+            self.forget_release(env)
             return completed.returncode
         finally:
             self.shutdown()
+
+    def release_if_changed(self, commands: dict[str, list[str]], env: dict[str, str]) -> None:
+        """The release, unless this database had one since the last change of a migration."""
+        marker = self.local / RELEASED
+        try:
+            released = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            released = {}
+        if released.get(env["DATABASE_URL"]) == migrations_fingerprint():
+            self.say("no migration changed since the last release on this database")
+            return
+        self.release(commands, env)
 
     def release(self, commands: dict[str, list[str]], env: dict[str, str]) -> None:
         """Run the release process type to its end, as a platform does before the others."""
@@ -396,7 +411,24 @@ class Dev:
         release.stop()
         code = release.exit_code()
         if code:
+            self.forget_release(env)
             raise DevError(f"the release failed with exit code {code} (see its line above)")
+        self.local.mkdir(parents=True, exist_ok=True)
+        with localservers.locked(self.local):
+            marker = self.local / RELEASED
+            released = json.loads(marker.read_text()) if marker.exists() else {}
+            released[env["DATABASE_URL"]] = migrations_fingerprint()
+            marker.write_text(json.dumps(released))
+
+    def forget_release(self, env: dict[str, str]) -> None:
+        """The next start runs the release (a command run in the dev environment may have
+        changed the schema)."""
+        marker = self.local / RELEASED
+        with localservers.locked(self.local):
+            if marker.exists():
+                released = json.loads(marker.read_text())
+                released.pop(env["DATABASE_URL"], None)
+                marker.write_text(json.dumps(released))
 
     def restart(self, changed: set[Path], commands: dict[str, list[str]], base: str) -> None:
         """Apply a new migration, then restart every app process (web, worker and clock all run
@@ -418,18 +450,21 @@ class Dev:
         stoppers = [threading.Thread(target=child.stop) for child in self.children]
         for thread in stoppers:
             thread.start()
-        for thread in stoppers:
-            thread.join()
-        for child in self.children:
-            child.restarts += 1
-            child.start()
+        # web first, the others once it answers: on a laptop's few cores, web's start-up gets
+        # them to itself
+        web, *others = self.children
         try:
-            wait_ready(f"{base}/readyz", self.children, self.stop, READY_TIMEOUT)
+            for group, stopping in (([web], stoppers[:1]), (others, stoppers[1:])):
+                for thread in stopping:
+                    thread.join()
+                for child in group:
+                    child.restarts += 1
+                    child.start()
+                wait_ready(f"{base}/readyz", group, self.stop, READY_TIMEOUT)
+                if group == [web] and not self.stop.event.is_set():
+                    self.say(f"web ready again in {time.monotonic() - started:.1f} s")
         except DevError as error:
             self.say(f"{error}; save a file to restart")
-        else:
-            if not self.stop.event.is_set():
-                self.say(f"ready again in {time.monotonic() - started:.1f} s")
 
     def run(self) -> int:
         """Start everything, wait for Ctrl-C, stop everything; the exit code."""
@@ -443,7 +478,7 @@ class Dev:
             env = self.environment()
             if self.stop.event.is_set():
                 return 0
-            self.release(commands, env)
+            self.release_if_changed(commands, env)
             if self.stop.event.is_set():
                 return 0
             key_path = self.local / "api_key"
@@ -558,6 +593,14 @@ class Dev:
                     child.kill()
                 return
             time.sleep(0.1)
+
+
+def migrations_fingerprint() -> list[list[object]]:
+    """The migration files as they are: name, size and modification time of each."""
+    return [
+        [path.name, path.stat().st_size, path.stat().st_mtime_ns]
+        for path in sorted(VERSIONS.glob("*.py"))
+    ]
 
 
 def key_works(base: str, key: str) -> bool:
