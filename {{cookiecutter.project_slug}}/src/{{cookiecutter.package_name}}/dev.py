@@ -14,6 +14,15 @@ claims them (localservers.py).
 
 from __future__ import annotations
 
+import signal
+
+# From the first moment, Ctrl-C (and SIGTERM, SIGHUP) asks the dev command to stop and never
+# ends it with a KeyboardInterrupt traceback: these handlers go in before the other imports, and
+# main() hands what they caught to Stop.
+EARLY_SIGNALS: list[int] = []
+for _signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(_signum, lambda signum, _frame: EARLY_SIGNALS.append(signum))
+
 import argparse
 import ctypes
 import errno
@@ -22,13 +31,11 @@ import os
 import queue
 import secrets
 import shlex
-import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -149,6 +156,7 @@ class Child:
     reader: threading.Thread | None = None
     restarts: int = field(default=0)
     up: threading.Event = field(default_factory=threading.Event)
+    kept: list[str] | None = None  # when a list, the lines are kept here instead of shown
 
     def start(self) -> None:
         """Start the process in a session of its own (Ctrl-C reaches only this command), bound
@@ -173,7 +181,10 @@ class Child:
         for text in process.stdout or ():
             if started is not None and started in text:
                 self.up.set()
-            self.output.line(self.name, text)
+            if self.kept is None:
+                self.output.line(self.name, text)
+            else:
+                self.kept.append(text)
 
     def exit_code(self) -> int | None:
         """The exit code once the process has ended, else None."""
@@ -211,9 +222,12 @@ class Stop:
         self.count = 0
 
     def install(self) -> Stop:
-        """Handle the stop signals from now on."""
+        """Handle the stop signals from now on (counting those that came before)."""
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, self._handle)
+        self.count += len(EARLY_SIGNALS)
+        if self.count:
+            self.event.set()
         return self
 
     def _handle(self, _signum: int, _frame: FrameType | None) -> None:
@@ -260,6 +274,8 @@ def secret_key(local: Path) -> str:
 def wait_ready(url: str, children: list[Child], stop: Stop, timeout: float) -> None:
     """Poll url until it answers 200 and wait for the other processes' start lines; fail if a
     process exits or time runs out."""
+    import urllib.request  # noqa: PLC0415  # imported late: the dev command starts fast
+
     deadline = time.monotonic() + timeout
     web_ready = False
     while time.monotonic() < deadline and not stop.event.is_set():
@@ -337,6 +353,8 @@ class Dev:
         """The environment of every app process: the platform's part is ours to fill in."""
         env = dict(DEV_DEFAULTS) | self.environ
         env.setdefault("PORT", str(DEFAULT_PORT))
+        # This environment's programs first: `-dev run alembic ...` also without `uv run`.
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         if not env.get("SECRET_KEY"):
             env["SECRET_KEY"] = secret_key(self.local)
         if not env.get("DATABASE_URL") or not env.get("REDIS_URL"):
@@ -400,9 +418,11 @@ class Dev:
             return
         self.release(commands, env)
 
-    def release(self, commands: dict[str, list[str]], env: dict[str, str]) -> None:
+    def release(
+        self, commands: dict[str, list[str]], env: dict[str, str], kept: list[str] | None = None
+    ) -> None:
         """Run the release process type to its end, as a platform does before the others."""
-        release = Child("release", commands["release"], env, self.root, self.output)
+        release = Child("release", commands["release"], env, self.root, self.output, kept=kept)
         release.start()
         while release.exit_code() is None:
             if self.stop.event.wait(0.05):
@@ -437,14 +457,19 @@ class Dev:
         env = self.children[0].env
         if any(MIGRATIONS in path.as_posix() for path in changed):
             self.say(f"changed: {names}; applying the migration first")
+            lines: list[str] = []
             try:
-                self.release(commands, env)
+                self.release(commands, env, kept=lines)
             except DevError:
+                log = self.local / "release.log"
+                log.write_text("".join(lines))
                 self.say(
-                    "the migration failed (see the release lines above); web, worker and clock "
-                    "go on with the schema they had: fix the migration and save it again"
+                    f"the migration failed: {error_line(lines)} (all of it: .local/{log.name}); "
+                    "web, worker and clock go on as they were: fix it and save it again"
                 )
                 return
+            for line in lines:
+                self.output.line("release", line)
         self.say(f"changed: {names}; restarting {', '.join(PROCESS_TYPES)}")
         started = time.monotonic()
         stoppers = [threading.Thread(target=child.stop) for child in self.children]
@@ -509,7 +534,14 @@ class Dev:
         does not make a new key: it would shut the first one's out."""
         admin = [commands["release"][0], "api-keys", "create", LOCAL_KEY_NAME, "--replace"]
         result = subprocess.run(  # noqa: S603  # the project's own admin command
-            admin, env=env, cwd=self.root, capture_output=True, text=True, check=False
+            admin,
+            env=env,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            check=False,
+            start_new_session=True,  # Ctrl-C reaches only this command
+            preexec_fn=_parent_death_signal(),  # one prctl call
         )
         lines = result.stdout.strip().splitlines()
         if result.returncode or not lines:
@@ -595,6 +627,15 @@ class Dev:
             time.sleep(0.1)
 
 
+def error_line(lines: list[str]) -> str:
+    """The exception line of the last traceback in lines, else their last line; shortened."""
+    text = [line.rstrip() for line in lines if line.strip()]
+    starts = [i for i, line in enumerate(text) if line.startswith("Traceback (most recent")]
+    after = text[starts[-1] + 1 :] if starts else []
+    found = next((line for line in after if not line.startswith(" ")), text[-1] if text else "")
+    return found[:240]
+
+
 def migrations_fingerprint() -> list[list[object]]:
     """The migration files as they are: name, size and modification time of each."""
     return [
@@ -605,6 +646,8 @@ def migrations_fingerprint() -> list[list[object]]:
 
 def key_works(base: str, key: str) -> bool:
     """Whether the API takes key (it does not once the database was made anew)."""
+    import urllib.request  # noqa: PLC0415  # imported late: the dev command starts fast
+
     request = urllib.request.Request(  # noqa: S310  # our own URL
         f"{base}/api/v1/notes?limit=1", headers={"Authorization": f"Bearer {key}"}
     )
