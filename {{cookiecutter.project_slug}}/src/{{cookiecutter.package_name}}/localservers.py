@@ -241,6 +241,7 @@ def _stop_pid(pid: int, sig: signal.Signals) -> None:
 LOCK_FILE = "servers.lock"  # held while the servers start, are claimed, or stop
 RUNS_DIR = "runs"  # one locked file per running dev command: its claim
 STATE_FILE = "servers.json"  # the keeper's process id and the servers' URLs, while they run
+KEEPER_LOCK = "keeper.lock"  # held by the keeper while it lives (a pid could be a zombie's)
 KEEPER_START_TIMEOUT = 120.0  # a first start runs initdb
 
 
@@ -313,12 +314,38 @@ class SharedServers:
         return urlunsplit(urlsplit(self.database_url)._replace(path=f"/{name}"))
 
 
+def keeper_running(local: Path) -> bool:
+    """Whether a keeper lives on .local/: it holds the keeper lock until it ends."""
+    try:
+        fd = os.open(local / KEEPER_LOCK, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def wait_for_keeper(local: Path, timeout: float) -> bool:
+    """Wait until the keeper has stopped the servers and ended; whether it did in time."""
+    deadline = time.monotonic() + timeout
+    while keeper_running(local):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def running_servers(local: Path) -> SharedServers | None:
     """The servers of a keeper that runs (call it with locked())."""
+    if not keeper_running(local):
+        return None
     try:
         state = json.loads((local / STATE_FILE).read_text())
-        os.kill(state["keeper"], 0)
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError):
         return None
     return SharedServers(state["keeper"], state["database_url"], state["redis_url"])
 
@@ -384,6 +411,8 @@ def keep(local: Path) -> None:
     for sig in (signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    alive = (local / KEEPER_LOCK).open("a")  # held until the process ends
+    fcntl.flock(alive, fcntl.LOCK_EX)
     servers: list[LocalPostgres | LocalValkey] = []
     try:
         try:
