@@ -510,3 +510,45 @@ def test_two_dev_runs_share_the_servers_and_the_key(
     assert first.end("ctrl-c") == 0
     assert "stopped the local servers" in first.text()
     assert_nothing_left(processes, ports, first.text(), dev_root)
+
+
+def test_every_command_also_answers_to_the_directory_name(
+    project: Path, dev_env: dict[str, str]
+) -> None:
+    assert project.name == "twelve-factor-service"
+    for kind in ("dev", "admin"):
+        result = subprocess.run(
+            [str(project / ".venv" / "bin" / f"{project.name}-{kind}"), "--help"],
+            env=dev_env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "usage:" in result.stdout
+
+
+def test_the_readme_try_it_block_runs_as_pasted(
+    project: Path,
+    dev_runs: Callable[[dict[str, str]], DevRun],
+    dev_root: Path,
+    dev_env: dict[str, str],
+) -> None:
+    text = (project / "README.md").read_text()
+    block = re.search(r"## Try it\n.*?```sh\n(.*?)```", text, re.DOTALL)
+    assert block
+    run = dev_runs(dev_env)
+    run.wait_for("| ready: ")
+    pasted = block[1].replace("localhost:8000", f"localhost:{run.port}")
+    result = subprocess.run(
+        ["bash", "-e", "-c", pasted], cwd=dev_root, capture_output=True, text=True, check=False
+    )
+    assert run.end("ctrl-c") == 0
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count('"error"') == 1, out  # the request without a key, and no other
+    assert '"missing API key"' in out
+    assert '"title":"Hello"' in out
+    assert '"body":"edited"' in out
+    assert '"words":3' in out, "the stats the worker computed"
+    assert out.rstrip().endswith("204")
