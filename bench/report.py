@@ -127,6 +127,12 @@ def budget(figures: Mapping[str, Any], smoke: bool) -> list[Verdict]:
     ready = ratio(figures["ready_s.generated"], figures["ready_s.baseline"])
     read = ratio(figures.get("load.generated.read@64.rps"), figures.get("load.floor.read@64.rps"))
     listed = ratio(figures.get("load.generated.list@64.rps"), figures.get("load.floor.list@64.rps"))
+    healthz = ratio(
+        figures.get("load.generated.healthz@64.rps"), figures.get("load.baseline.healthz@64.rps")
+    )
+    read_p99 = ratio(
+        figures.get("load.generated.read@64.p99_ms"), figures.get("load.floor.read@64.p99_ms")
+    )
     p99 = ratio(
         figures.get("load.generated.list@64.p99_ms"), figures.get("load.floor.list@64.p99_ms")
     )
@@ -142,12 +148,24 @@ def budget(figures: Mapping[str, Any], smoke: bool) -> list[Verdict]:
     suite_s = None if smoke or suite.get("collect_only") else suite.get("seconds")
     collapse = no_collapse(figures)
     return [
-        Verdict("ready <= 2x bare FastAPI", _ratio_text(ready), _check(ready, lambda v: v <= 2)),
+        Verdict(
+            "ready <= 1.5x bare FastAPI", _ratio_text(ready), _check(ready, lambda v: v <= 1.5)
+        ),
+        Verdict(
+            "/healthz req/s >= 0.8x bare FastAPI's (64 conns)",
+            _ratio_text(healthz),
+            _check(healthz, lambda v: v >= 0.8),
+        ),
         Verdict(
             "API route (read one note), every middleware and access log on,"
             " req/s >= 0.8x the floor's",
             _ratio_text(read),
             _check(read, lambda v: v >= 0.8),
+        ),
+        Verdict(
+            "API route p99 <= 1.5x the floor's (64 conns)",
+            _ratio_text(read_p99),
+            _check(read_p99, lambda v: v <= 1.5),
         ),
         Verdict(
             "list req/s >= 0.8x the floor's (64 conns)",
@@ -171,9 +189,9 @@ def budget(figures: Mapping[str, Any], smoke: bool) -> list[Verdict]:
             _check(deep, lambda v: v <= 1.5),
         ),
         Verdict(
-            "RSS after load <= 1.6x bare FastAPI",
+            "RSS after load <= 1.5x bare FastAPI (server process and workers together)",
             _ratio_text(rss),
-            _check(rss, lambda v: v <= 1.6),
+            _check(rss, lambda v: v <= 1.5),
         ),
         Verdict(
             "idle SIGTERM to exit <= 0.5 s (worse of fresh / after load)",

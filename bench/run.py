@@ -104,9 +104,16 @@ TABLE_LOAD_KEYS = (
     ("create@64", "create, 64 conns:"),
 )
 OBSERVABILITY_MODES = ("off", "on")
+# The servers the generated app was measured on (Benchmark.compare_servers), each with its own
+# workers and request bounds, serving the same app factory (`<package>.web:app`).
+COMPARED_SERVERS = ("granian", "uvicorn", "gunicorn")
+# Installed beside the generated project for the reference apps and the comparison only.
+REFERENCE_SERVERS = ("uvicorn[standard]>=0.55", "gunicorn>=25.1")
 VERSION_PACKAGES = (
     "fastapi",
     "starlette",
+    "granian",
+    "gunicorn",
     "uvicorn",
     "uvloop",
     "httptools",
@@ -234,6 +241,11 @@ class Samples:
     # with the start's seconds to /healthz, by mode.
     observability: dict[str, list[dict[str, Any]]] = field(
         default_factory=lambda: {mode: [] for mode in OBSERVABILITY_MODES}
+    )
+    # The generated app on each compared server: read@64 and list@64 wrk results with the
+    # server's ready, RSS and idle-stop figures, by server.
+    servers: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {name: [] for name in COMPARED_SERVERS}
     )
 
 
@@ -486,6 +498,10 @@ class Benchmark:
         seconds, _ = self.children.run(argv, env=self.env, cwd=self.project, what="uv sync")
         self.samples.setup_s["uv_sync_no_dev"] = seconds
         self.meta["install"] = " ".join(argv)
+        # The reference apps run on uvicorn, as their authors would; the comparison on all three.
+        python = str(self.project / ".venv" / "bin" / "python")
+        extra = ["uv", "pip", "install", "--quiet", "--python", python, *REFERENCE_SERVERS]
+        self.children.run(extra, env=self.env, cwd=self.project, what="uv pip install")
         self.meta["versions"] = versions(
             self.children, self.project / ".venv" / "bin" / "python", self.wrk
         )
@@ -678,6 +694,72 @@ class Benchmark:
                         f" {result.rps:,.0f} req/s, p99 {result.p99_ms:.1f} ms,"
                         f" ready in {ready:.3f} s, {result.errors} errors"
                     )
+
+    def compare_servers(self) -> None:
+        """The generated app (read one note and the list, 64 connections) on granian (its
+        Procfile web), uvicorn (httptools, uvloop, its own workers) and gunicorn's ASGI worker,
+        one server at a time, alternating the order each round."""
+        generated = self.servers["generated"]
+        package = Path(generated.argv[0]).name.removesuffix("-web")
+        bin_dir = self.project / ".venv" / "bin"
+        commands = {
+            "granian": generated.argv,
+            "uvicorn": [
+                "sh",
+                "-c",
+                f'exec {bin_dir}/uvicorn --factory {package}.web:app --host 0.0.0.0 --port "$PORT"'
+                " --http httptools --loop uvloop --workers 1 --no-access-log --interface asgi3"
+                " --timeout-graceful-shutdown 20",
+            ],
+            # gunicorn binds 0.0.0.0:$PORT by itself when PORT is set.
+            "gunicorn": [
+                str(bin_dir / "gunicorn"),
+                "-k",
+                "asgi",
+                "--workers",
+                "1",
+                "--graceful-timeout",
+                "20",
+                f"{package}.web:app()",
+            ],
+        }
+        for r in range(self.plan.rounds):
+            order = COMPARED_SERVERS if r % 2 == 0 else tuple(reversed(COMPARED_SERVERS))
+            for name in order:
+                server = Server(
+                    f"generated on {name}",
+                    commands[name],
+                    generated.env,
+                    generated.cwd,
+                    self.scratch / "logs" / f"server-{name}.log",
+                )
+                process, port, ready = server.start(self.children)
+                self._warm(port, "floor")
+                figures: dict[str, Any] = {"ready_s": ready}
+                for key in ("read", "list"):
+                    path, script = self.endpoints[key]
+                    result = loadgen.run_wrk(
+                        self.wrk,
+                        self.scripts[script],
+                        port,
+                        path,
+                        connections=64,
+                        seconds=self.plan.seconds,
+                        headers=self.wrk_headers,
+                    )
+                    figures[key] = result.as_dict()
+                time.sleep(SETTLE_SECONDS)
+                figures["rss_mib"] = procs.tree_rss_mib(process.pid)
+                figures["sigterm_s"], figures["exit"] = procs.terminate_timed(
+                    self.children, process
+                )
+                self.samples.servers[name].append(figures)
+                self.progress(
+                    f"round {r + 1}/{self.plan.rounds} server {name}: read@64"
+                    f" {figures['read']['rps']:,.0f} req/s p99 {figures['read']['p99_ms']:.1f} ms,"
+                    f" list@64 {figures['list']['rps']:,.0f} req/s, ready {ready:.3f} s,"
+                    f" RSS {figures['rss_mib']:.1f} MiB, stop {figures['sigterm_s']:.3f} s"
+                )
 
     def inflight(self, database_url: str) -> None:
         """SIGTERM while a list request waits on a table lock; the lock goes after hold_seconds.
@@ -900,14 +982,14 @@ def conclude(bench: Benchmark, out: Path, smoke: bool) -> None:
     print()
     print(
         f"Machine: {info['nproc']} cores ({info['cpu']}), Linux {info['kernel']}; the generated"
-        f" project on Python {stack.get('python')}, FastAPI {stack.get('fastapi')}, uvicorn"
-        f" {stack.get('uvicorn')} (uvloop {stack.get('uvloop')},"
-        f" httptools {stack.get('httptools')})."
+        f" project on Python {stack.get('python')}, FastAPI {stack.get('fastapi')}, granian"
+        f" {stack.get('granian')}; the reference apps on uvicorn {stack.get('uvicorn')}"
+        f" (uvloop {stack.get('uvloop')}, httptools {stack.get('httptools')})."
     )
     print(
         f"wrk and the server share these {info['nproc']} cores, so figures are ratios from one"
-        " run on a shared machine, not capacity. Baseline: a bare FastAPI app with one route, same"
-        " uvicorn options, no app logging; generated: its Procfile web command, production"
+        " run on a shared machine, not capacity. Baseline: a bare FastAPI app with one route on"
+        " uvicorn, no app logging; generated: its Procfile web command (granian), production"
         " settings, JSON access log on (to a file)."
     )
     print(f"Mode: {'smoke' if smoke else 'full'}; plan: {asdict(bench.plan)}")
@@ -916,10 +998,13 @@ def conclude(bench: Benchmark, out: Path, smoke: bool) -> None:
     print()
     print(
         "Ratios of the list and create rows are to the baseline's /healthz req/s; the baseline"
-        " exits by signal after SIGTERM (uvicorn re-raises it), the generated web exits 0."
+        " exits by signal after SIGTERM (uvicorn re-raises it), the generated web exits 0; both"
+        " are a clean stop."
     )
     print()
     print(observability_text(bench.samples.observability))
+    print()
+    print(servers_text(bench.samples.servers))
     data = {
         "meta": bench.meta,
         "plan": asdict(bench.plan),
@@ -930,6 +1015,33 @@ def conclude(bench: Benchmark, out: Path, smoke: bool) -> None:
     }
     write_results(out, data)
     print(f"JSON: {out}")
+
+
+def servers_text(samples: Mapping[str, list[dict[str, Any]]]) -> str:
+    """The generated app on each compared server: medians over the rounds."""
+
+    def median(values: list[float]) -> float:
+        ordered = sorted(values)
+        return ordered[len(ordered) // 2] if ordered else float("nan")
+
+    lines = [
+        "The generated app on three servers, one worker each (medians over the rounds):",
+        f"{'server':<10} {'read req/s':>10} {'read p99':>9} {'list req/s':>10} {'list p99':>9}"
+        f" {'ready':>7} {'RSS MiB':>8} {'stop':>7}",
+    ]
+    for name, runs in samples.items():
+        if not runs:
+            continue
+        lines.append(
+            f"{name:<10} {median([r['read']['rps'] for r in runs]):>10,.0f}"
+            f" {median([r['read']['p99_ms'] for r in runs]):>7.1f}ms"
+            f" {median([r['list']['rps'] for r in runs]):>10,.0f}"
+            f" {median([r['list']['p99_ms'] for r in runs]):>7.1f}ms"
+            f" {median([r['ready_s'] for r in runs]):>6.2f}s"
+            f" {median([r['rss_mib'] for r in runs]):>8.1f}"
+            f" {median([r['sigterm_s'] for r in runs]):>6.2f}s"
+        )
+    return "\n".join(lines)
 
 
 def observability_text(samples: Mapping[str, list[dict[str, Any]]]) -> str:
@@ -986,6 +1098,7 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
                 bench.cold_starts()
                 bench.load_rounds()
                 bench.observability()
+                bench.compare_servers()
                 bench.count_access_lines()
                 bench.inflight(database_url)
             finally:

@@ -31,7 +31,7 @@ ANSWERS_JSON = r"""{
     "init_git": {{ cookiecutter.init_git | tojson }}
 }"""
 
-PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
+PYTHON_VERSIONS = ("3.12", "3.13", "3.14")
 CI_PROVIDERS = ("github", "gitlab", "none")
 LICENSES = ("MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary")
 # A boolean answer reaches the hook as Python's spelling of it.
@@ -62,13 +62,15 @@ PEP440_PATTERN = re.compile(
 )
 
 SOFT_KEYWORDS = frozenset({"_", "case", "match", "type"})
-# Standard-library modules some supported Python still ships while the running one may not
-# (removed in 3.12 and 3.13), so the rule does not depend on which Python runs cookiecutter.
-REMOVED_STDLIB_MODULES = frozenset(
+# Standard-library modules that a Python the project may run on ships while the one running
+# cookiecutter may not (removed in 3.12 and 3.13, added in 3.14 and 3.15), so the rule does not
+# depend on which Python runs cookiecutter.
+OTHER_PYTHONS_STDLIB_MODULES = frozenset(
     {
         "aifc", "asynchat", "asyncore", "audioop", "cgi", "cgitb", "chunk", "crypt", "distutils",
         "imghdr", "imp", "lib2to3", "mailcap", "msilib", "nis", "nntplib", "ossaudiodev", "pipes",
         "smtpd", "sndhdr", "spwd", "sunau", "telnetlib", "uu", "xdrlib",
+        "annotationlib", "compression", "profiling",
     }
 )  # fmt: skip
 # Import names of the generated project's dependencies, tools and conventional folders: a package
@@ -76,7 +78,8 @@ REMOVED_STDLIB_MODULES = frozenset(
 RESERVED_IMPORT_NAMES = frozenset(
     {
         # runtime dependencies and what they import
-        "fastapi", "starlette", "uvicorn", "pydantic", "pydantic_core", "pydantic_settings",
+        "fastapi", "starlette", "granian", "uvicorn", "pydantic", "pydantic_core",
+        "pydantic_settings",
         "annotated_types", "typing_extensions", "typing_inspection", "sqlalchemy", "greenlet",
         "psycopg", "psycopg_binary", "psycopg_c", "psycopg_pool", "alembic", "mako", "markupsafe",
         "redis", "dramatiq", "prometheus_client", "structlog", "orjson", "httpx", "httpcore", "h11",
@@ -144,7 +147,7 @@ def check_package_name(value: str) -> str | None:
         return f"use at most {SLUG_MAX_LENGTH} characters (it is part of command names)"
     if keyword.iskeyword(value) or value in SOFT_KEYWORDS or keyword.issoftkeyword(value):
         return "it is a Python keyword; choose another valid identifier"
-    if value in sys.stdlib_module_names or value in REMOVED_STDLIB_MODULES:
+    if value in sys.stdlib_module_names or value in OTHER_PYTHONS_STDLIB_MODULES:
         return "it is a standard-library module; choose a name that shadows nothing"
     if value in RESERVED_IMPORT_NAMES:
         return "it is the import name of a dependency or tool; choose a name that shadows nothing"

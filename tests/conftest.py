@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -166,6 +167,29 @@ def bake(output_dir: Path, **answers: Any) -> Path:
         output_dir=str(output_dir),
     )
     return Path(project)
+
+
+def lint_workflows(*workflows: Path) -> None:
+    """Fail with their report unless actionlint and zizmor (offline, pedantic) find nothing.
+
+    actionlint knows where each expression context is available, which the workflow schema
+    does not; zizmor's pedantic persona also reports images pinned by tag. An exception to a
+    zizmor rule is written next to it, as a `# zizmor: ignore[rule]` comment with its reason.
+    """
+    assert workflows, "no workflow to lint"
+    tools = Path(sys.executable).parent  # both come with the test venv
+    for command in (
+        [tools / "actionlint", "-no-color", *workflows],
+        [tools / "zizmor", "--offline", "--persona", "pedantic", "--no-progress", *workflows],
+    ):
+        result = subprocess.run(
+            [str(part) for part in command],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        assert result.returncode == 0, f"{command[0].name}:\n{result.stdout}\n{result.stderr}"
 
 
 @pytest.fixture(scope="session")

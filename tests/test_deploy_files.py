@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import DEFAULTS, TEMPLATE_DIR, bake
+from conftest import DEFAULTS, TEMPLATE_DIR, bake, lint_workflows
 from cookiecutter.environment import StrictEnvironment
 
 TOOLS = Path(sys.executable).parent  # hadolint and check-jsonschema come with the test venv
@@ -34,7 +34,9 @@ SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|KEY|CREDENTIAL", re.IGNO
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
 PINNED_TAG = re.compile(r"^\S+:v?\d+\.\d+\.\d+(?:[-.][\w.-]+)?$")
 # PostgreSQL numbers its releases major.minor (17.6 is a patch release of 17).
-PINNED_SERVICE_TAG = re.compile(r"^\S+:v?\d+\.\d+(?:\.\d+)?(?:-[\w.-]+)?$")
+PINNED_SERVICE_IMAGE = re.compile(
+    r"^\S+:v?\d+\.\d+(?:\.\d+)?(?:-[\w.-]+)?@sha256:[0-9a-f]{64}$"  # tag and digest
+)
 SHA_PIN = re.compile(r"^\s*-?\s*uses:\s*(?P<action>[^@\s]+)@(?P<ref>\S+)(?P<comment>\s+#\s*\S+)?")
 DEVELOPER_COMMANDS = (
     "uv sync --locked",
@@ -69,7 +71,7 @@ OPERATOR_API = "monitoring.coreos.com/"  # the Prometheus Operator's custom reso
 
 @pytest.fixture(scope="module")
 def github_project(default_project: Path) -> Path:
-    """The default answers: GitHub Actions, Python 3.12."""
+    """The default answers: GitHub Actions, Python 3.14."""
     return default_project
 
 
@@ -86,7 +88,7 @@ def gitlab_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def none_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return bake(
-        tmp_path_factory.mktemp("noci"), ci_provider="none", python_version="3.11", init_git="no"
+        tmp_path_factory.mktemp("noci"), ci_provider="none", python_version="3.12", init_git="no"
     )
 
 
@@ -459,7 +461,7 @@ def test_backing_service_versions_agree_between_compose_and_ci(
     services = load_yaml(github_project / "compose.yaml")["services"]
     compose = {services["postgres"]["image"], services["redis"]["image"]}
     for image in compose:
-        assert PINNED_SERVICE_TAG.match(image), f"{image} is not pinned to a patch version"
+        assert PINNED_SERVICE_IMAGE.match(image), f"{image} is not pinned to a patch and digest"
     assert ci_backing_images(github_project) == compose
     assert ci_backing_images(gitlab_project) == compose
 
@@ -765,10 +767,11 @@ def test_web_shutdown_fits_in_the_grace_period(github_project: Path) -> None:
     else:
         command = pre_stop["exec"]["command"]
         delay = seconds(command[command.index("sleep") + 1])
-    shutdown_delay = seconds(config["data"]["SHUTDOWN_DELAY"])
     graceful = seconds(config["data"]["GRACEFUL_TIMEOUT"])
-    assert shutdown_delay > 0
-    assert pod["terminationGracePeriodSeconds"] > delay + shutdown_delay + graceful
+    # The pod leaves the Service's endpoints during the preStop sleep, before SIGTERM.
+    assert delay > 0
+    assert "SHUTDOWN_DELAY" not in config["data"]
+    assert pod["terminationGracePeriodSeconds"] > delay + graceful
 
 
 def test_worker_shutdown_fits_in_the_grace_period(github_project: Path) -> None:
@@ -783,7 +786,7 @@ def test_worker_shutdown_fits_in_the_grace_period(github_project: Path) -> None:
 
 def test_heroku_shutdown_budgets_fit_in_its_30_seconds(github_project: Path) -> None:
     env = json.loads((github_project / "app.json").read_text())["env"]
-    web = seconds(env["SHUTDOWN_DELAY"]["value"]) + seconds(env["GRACEFUL_TIMEOUT"]["value"])
+    web = seconds(env["GRACEFUL_TIMEOUT"]["value"])
     assert web + 1 < 30, "Heroku SIGKILLs a dyno 30 s after SIGTERM"
     assert seconds(env["WORKER_SHUTDOWN_TIMEOUT"]["value"]) + 1 < 30
 
@@ -976,8 +979,24 @@ def test_no_ci_job_receives_the_production_database_url(
         assert secrets <= {"GITHUB_TOKEN", "KUBE_TOKEN"}, f"{path.name} uses secrets {secrets}"
 
 
-def test_workflows_pass_zizmor_offline(github_project: Path) -> None:
-    run_tool("zizmor", "--offline", "--no-progress", github_project / ".github")
+def test_workflows_pass_actionlint_and_zizmor_pedantic(github_project: Path) -> None:
+    lint_workflows(*sorted((github_project / ".github" / "workflows").glob("*.y*ml")))
+    # zizmor also reads the Dependabot file.
+    run_tool(
+        "zizmor", "--offline", "--persona", "pedantic", "--no-progress", github_project / ".github"
+    )
+
+
+def test_deploy_job_reads_runner_context_only_in_its_steps(github_project: Path) -> None:
+    """`runner` is not available in a job's `env`: GitHub would refuse the whole file."""
+    for name, job in load_yaml(github_project / ".github" / "workflows" / "ci.yml")["jobs"].items():
+        assert "runner." not in json.dumps(job.get("env", {})), name
+    deploy = load_yaml(github_project / ".github" / "workflows" / "ci.yml")["jobs"]["deploy"]
+    kube_steps = [step for step in deploy["steps"] if "kubectl" in step.get("run", "")
+                  or "deploy.sh" in step.get("run", "")]  # fmt: skip
+    assert len(kube_steps) == 2
+    for step in kube_steps:
+        assert step["env"]["KUBECONFIG"] == "${{ runner.temp }}/kubeconfig", step["name"]
 
 
 def test_bots_configs_match_their_schemas_and_wait_out_a_cooldown(
@@ -1328,7 +1347,7 @@ def test_template_ci_runs_the_readme_test_command_pinned_and_read_only() -> None
     run_tool("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
     timeouts = "custom.github-workflows-require-timeout"
     run_tool("check-jsonschema", "--builtin-schema", timeouts, *workflows)
-    run_tool("zizmor", "--offline", "--no-progress", *workflows)
+    lint_workflows(*workflows)
     ci_run = (TEMPLATE_DIR / ".ci" / "run").read_text()
     test_command = ci_run.strip().splitlines()[-1]
     workflow = load_yaml(TEMPLATE_DIR / ".github" / "workflows" / "ci.yml")
@@ -1342,6 +1361,9 @@ def test_template_ci_runs_the_readme_test_command_pinned_and_read_only() -> None
             assert re.fullmatch(r"[^@]+@[0-9a-f]{40}", step["uses"]), step["uses"]
         if step.get("uses", "").startswith("actions/checkout@"):
             assert step["with"]["persist-credentials"] is False
+    # The template's own CI has every Python a bake may be generated for.
+    [setup_python] = [step for step in steps if "setup-python" in step.get("uses", "")]
+    assert setup_python["with"]["python-version"].split() == sorted(DEFAULTS["python_version"])
     for job in workflow["jobs"].values():
         assert "permissions" not in job or "write" not in json.dumps(job["permissions"])
         images = {service["image"] for service in job.get("services", {}).values()}

@@ -190,6 +190,8 @@ INVALID_ANSWERS: list[tuple[str, object]] = [
     ("package_name", "logging"),
     ("package_name", "distutils"),
     ("package_name", "telnetlib"),
+    ("package_name", "annotationlib"),  # new in 3.14: the hook may run on an older Python
+    ("package_name", "profiling"),  # new in 3.15
     *[("package_name", name) for name in DEPENDENCY_IMPORT_NAMES],
     ("description", "Two\nlines"),
     ("author_name", ""),
@@ -216,8 +218,8 @@ INVALID_ANSWERS: list[tuple[str, object]] = [
     ("version", "1.0+"),
     ("version", "v"),
     ("version", " 1.0.0"),  # packaging strips blanks; the answer lands in TOML as written
-    ("python_version", "3.10"),
-    ("python_version", "3.14"),
+    ("python_version", "3.11"),  # offered until 3.14 became the default
+    ("python_version", "3.15"),  # not offered until its dependencies have wheels (README)
     ("python_version", "3"),
     ("python_version", "3.12 "),
     ("ci_provider", "travis"),
@@ -258,9 +260,9 @@ VALID_ANSWERS: list[tuple[str, object]] = [
     ("version", "1.0.0rc1"),
     ("version", "2024.1.post1"),
     ("version", "1!2.0.dev3+local.7"),
-    ("python_version", "3.11"),
     ("python_version", "3.12"),
     ("python_version", "3.13"),
+    ("python_version", "3.14"),
     ("ci_provider", "github"),
     ("ci_provider", "gitlab"),
     ("ci_provider", "none"),
@@ -889,7 +891,7 @@ VARIANTS: dict[str, dict[str, str]] = {
         "license": "Proprietary",
         "init_git": "yes",
         "author_name": "ACME Inc.",
-        "python_version": "3.11",
+        "python_version": "3.12",
     },
 }
 
@@ -1077,8 +1079,8 @@ def test_bake_without_git_succeeds_with_a_warning(
     [
         (None, "uv is not on PATH"),
         (
-            "#!/bin/sh\necho 'error: No interpreter found for Python >=3.12' >&2\nexit 2\n",
-            "install it with `uv python install 3.12`",
+            "#!/bin/sh\necho 'error: No interpreter found for Python >=3.14' >&2\nexit 2\n",
+            f"install it with `uv python install {DEFAULTS['python_version'][0]}`",
         ),
     ],
 )

@@ -23,7 +23,6 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from redis.asyncio import Redis
 
-from {{ cookiecutter.package_name }}.api.deps import get_db
 from {{ cookiecutter.package_name }}.apikeys.service import create_key
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.db.migrate import migrate
@@ -145,14 +144,15 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 
 @asynccontextmanager
 async def _client_on(app: FastAPI, db: Database, *, with_key: bool) -> AsyncIterator[AsyncClient]:
-    async def database_in_test_transaction() -> Database:
-        return db
-
+    # Requests reach the database through the app's services, the key check included: they get
+    # the test's rolled-back transaction for as long as the client is open.
+    services = app.state.services
+    pool = services.db
     headers = {}
     if with_key:
         key = await create_key(db, app.state.settings, "tests-in-transaction")
         headers["Authorization"] = f"Bearer {key}"
-    app.dependency_overrides[get_db] = database_in_test_transaction
+    services.db = db
     transport = ASGITransport(app=app)
     try:
         async with AsyncClient(
@@ -160,7 +160,7 @@ async def _client_on(app: FastAPI, db: Database, *, with_key: bool) -> AsyncIter
         ) as http:
             yield http
     finally:
-        app.dependency_overrides.clear()
+        services.db = pool
 
 
 @pytest.fixture

@@ -64,16 +64,6 @@ async def test_healthz_answers_while_backing_services_are_down() -> None:
     assert status == 200
 
 
-async def test_readyz_is_503_while_draining(app: FastAPI, client: AsyncClient) -> None:
-    app.state.draining = True
-    try:
-        response = await client.get("/readyz")
-    finally:
-        app.state.draining = False
-    assert response.status_code == 503
-    assert response.json()["failed"] == ["shutdown"]
-
-
 def _terminate_app_connections(database_url: str) -> int:
     """What a PostgreSQL restart or failover does to the web's pooled connections."""
     query = (

@@ -10,7 +10,7 @@ from httpx import ASGITransport, AsyncClient
 
 from {{ cookiecutter.package_name }}.app import create_app
 
-from support import make_settings
+from support import auth, make_settings
 
 
 async def test_a_well_formed_request_id_is_kept_and_echoed(client: AsyncClient) -> None:
@@ -56,7 +56,11 @@ async def strict_client(database_url: str) -> AsyncIterator[AsyncClient]:
 
     async with (
         app.router.lifespan_context(app),
-        AsyncClient(transport=ASGITransport(app=app), base_url="http://api.example.com") as http,
+        # As a server would: the app answers the 500, then hands the error on to be logged.
+        AsyncClient(
+            transport=ASGITransport(app=app, raise_app_exceptions=False),
+            base_url="http://api.example.com",
+        ) as http,
     ):
         yield http
 
@@ -68,6 +72,7 @@ async def test_unhandled_errors_are_500_without_internals(strict_client: AsyncCl
     assert body["error"] == "internal server error"
     assert body["request_id"] == response.headers["x-request-id"]
     assert "hunter2" not in response.text
+    assert response.headers["x-content-type-options"] == "nosniff"
 
 
 async def test_unknown_hosts_are_refused_but_probes_pass(strict_client: AsyncClient) -> None:
@@ -89,22 +94,26 @@ async def test_docs_can_be_enabled_by_a_variable(database_url: str) -> None:
         assert (await http.get("/openapi.json")).status_code == 200
 
 
-async def test_large_bodies_are_413_also_when_chunked(strict_client: AsyncClient) -> None:
+async def test_large_bodies_are_413_also_when_chunked(
+    strict_client: AsyncClient, database_url: str
+) -> None:
     big = b'{"title": "' + b"x" * 5000 + b'"}'
-    response = await strict_client.post(
+    keyed = {"content-type": "application/json", "host": "api.example.com", **auth(database_url)}
+    response = await strict_client.post("/api/v1/notes", content=big, headers=keyed)
+    assert response.status_code == 413
+    # The key is checked first: without one, the body is never read.
+    anonymous = await strict_client.post(
         "/api/v1/notes", content=big, headers={"content-type": "application/json"}
     )
-    assert response.status_code == 413
+    assert anonymous.status_code == 401
 
     async def chunks() -> AsyncIterator[bytes]:
         for _ in range(10):
             yield b"x" * 500
 
-    chunked = await strict_client.post(
-        "/api/v1/notes", content=chunks(), headers={"content-type": "application/json"}
-    )
+    chunked = await strict_client.post("/api/v1/notes", content=chunks(), headers=keyed)
     assert chunked.status_code == 413
-    assert chunked.json()["error"] == "Content Too Large"
+    assert chunked.json()["error"] == "content too large"
 
 
 async def test_cors_allows_only_listed_origins(database_url: str) -> None:
@@ -114,3 +123,46 @@ async def test_cors_allows_only_listed_origins(database_url: str) -> None:
         denied = await http.get("/healthz", headers={"origin": "https://evil.example.org"})
     assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
     assert "access-control-allow-origin" not in denied.headers
+
+
+async def test_a_browser_page_on_a_listed_origin_can_call_the_api_with_its_key(
+    database_url: str,
+) -> None:
+    origin = "https://app.example.com"
+    app = create_app(make_settings(database_url, cors_origins=[origin]))
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as http,
+    ):
+        # What a browser sends before a keyed fetch() with a JSON body, then the call itself.
+        preflight = await http.options(
+            "/api/v1/notes",
+            headers={
+                "origin": origin,
+                "access-control-request-method": "POST",
+                "access-control-request-headers": "authorization,content-type",
+            },
+        )
+        call = await http.post(
+            "/api/v1/notes",
+            json={"title": "from a page"},
+            headers={"origin": origin, **auth(database_url)},
+        )
+    assert preflight.status_code == 200
+    allowed = preflight.headers["access-control-allow-headers"].lower()
+    assert "authorization" in allowed
+    assert preflight.headers["access-control-allow-origin"] == origin
+    assert call.status_code == 201
+    assert call.headers["access-control-allow-origin"] == origin
+    assert "x-request-id" in call.headers["access-control-expose-headers"].lower()
+
+
+@pytest.mark.parametrize("body", [b"not json", b'{"title": 5}'])
+async def test_the_key_is_checked_before_the_body_is_read(
+    anonymous: AsyncClient, body: bytes
+) -> None:
+    response = await anonymous.post(
+        "/api/v1/notes", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "missing API key"

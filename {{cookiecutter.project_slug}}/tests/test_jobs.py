@@ -169,10 +169,9 @@ LEFT_OUT_OF_WEB = ("alembic", "psycopg")
 def test_web_loads_neither_the_migrations_nor_the_blocking_driver(database_url: str) -> None:
     code = (
         "import sys\n"
-        "from {{ cookiecutter.package_name }}.settings import load_settings\n"
-        "from {{ cookiecutter.package_name }}.server import build_config\n"
+        "from {{ cookiecutter.package_name }}.web import app\n"
         f"left_out = set({LEFT_OUT_OF_WEB!r})\n"
-        "build_config(load_settings())\n"
+        "app()\n"
         "print(sorted(set(n.split('.')[0] for n in sys.modules) & left_out))\n"
     )
     env = service_env(DATABASE_URL=database_url, REDIS_URL="redis://127.0.0.1:1/0")

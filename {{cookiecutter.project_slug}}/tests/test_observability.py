@@ -386,7 +386,7 @@ async def fails() -> None:
     raise RuntimeError("boom with " + settings.secret_key.get_secret_value())
 
 async def main() -> None:
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         response = await http.post(
             "/fails",
@@ -455,11 +455,11 @@ _LOADED = """
 import json, sys
 from {{ cookiecutter.package_name }}.startup import begin
 
-# In the order of the entry points: web.py starts up before it imports the app.
+# In the order of the entry points: a web worker starts up before it imports the app.
 settings = begin(sys.argv[1])
 if sys.argv[1] == "web":
-    from {{ cookiecutter.package_name }}.server import build_config
-    build_config(settings)
+    from {{ cookiecutter.package_name }}.web import app
+    app()
 else:
     from {{ cookiecutter.package_name }}.jobs.broker import build_broker
     from {{ cookiecutter.package_name }}.db.engine import create_engine

@@ -7,6 +7,7 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -25,6 +26,7 @@ from support import (
     make_settings,
     run_admin,
     service_env,
+    wait_until,
 )
 
 NOTES = "/api/v1/notes"
@@ -129,27 +131,65 @@ def test_admin_creates_lists_and_revokes_keys_and_never_shows_one_again(
     assert gone.stderr.strip() == "error: no API key called reporting"
 
 
+def _two_webs(database_url: str, **extra: str) -> tuple[dict[str, str], list[Service], list[str]]:
+    ports = [free_port(), free_port()]
+    env = service_env(DATABASE_URL=database_url, REDIS_URL=base_redis_url(), **extra)
+    webs = [Service("web", {**env, "PORT": str(port)}) for port in ports]
+    urls = [f"http://127.0.0.1:{port}{NOTES}" for port in ports]
+    for web, port in zip(webs, ports, strict=True):
+        web.wait_http(f"http://127.0.0.1:{port}/readyz")
+    return env, webs, urls
+
+
 @pytest.mark.process
-def test_a_revoked_key_is_shut_out_of_a_running_web_process_at_once(
+def test_a_revoked_key_is_refused_by_every_web_process_within_a_second(
     database_url: str, committed: psycopg.Connection
 ) -> None:
-    port = free_port()
-    env = service_env(DATABASE_URL=database_url, REDIS_URL=base_redis_url(), PORT=str(port))
-    made = run_admin(env, "api-keys", "create", "short-lived", "--replace")
-    key = made.stdout.strip().splitlines()[-1]
-    headers = {"Authorization": f"Bearer {key}"}
-    web = Service("web", env)
+    env, webs, urls = _two_webs(database_url)
     try:
-        web.wait_http(f"http://127.0.0.1:{port}/healthz")
-        url = f"http://127.0.0.1:{port}{NOTES}"
-        assert httpx.get(url, headers=headers).status_code == 200
+        made = run_admin(env, "api-keys", "create", "short-lived", "--replace")
+        key = made.stdout.strip().splitlines()[-1]
+        headers = {"Authorization": f"Bearer {key}"}
+        # Accepted, and so remembered, by both processes.
+        assert [httpx.get(url, headers=headers).status_code for url in urls] == [200, 200]
         assert run_admin(env, "api-keys", "revoke", "short-lived").returncode == 0
-        assert httpx.get(url, headers=headers).status_code == 401
-        line = web.wait_for("request", status=401)
-        assert key not in json.dumps(web.lines), "a key reached the log"
-        assert line["path"] == NOTES
+        revoked = time.monotonic()
+        wait_until(lambda: all(httpx.get(u, headers=headers).status_code == 401 for u in urls), 5)
+        refused_after = time.monotonic() - revoked
+        for web in webs:
+            web.wait_for("request", status=401)
+            assert key not in json.dumps(web.lines), "a key reached the log"
     finally:
-        web.stop()
+        for web in webs:
+            web.stop()
+    assert refused_after < 1, f"refused {refused_after:.2f} s after the revocation"
+
+
+@pytest.mark.process
+def test_a_key_revoked_without_a_notification_is_refused_within_the_cache_lifetime(
+    database_url: str, committed: psycopg.Connection
+) -> None:
+    # A notification that never arrives (a lost channel): the key is deleted behind the
+    # service's back, and only the lifetime of what each process accepted bounds its use.
+    lifetime = 2.0
+    env, webs, urls = _two_webs(database_url, API_KEY_CACHE_SECONDS=str(lifetime))
+    try:
+        made = run_admin(env, "api-keys", "create", "unnotified", "--replace")
+        headers = {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
+        assert [httpx.get(url, headers=headers).status_code for url in urls] == [200, 200]
+        committed.execute("DELETE FROM api_keys WHERE name = 'unnotified'")
+        deleted = time.monotonic()
+        still = [httpx.get(url, headers=headers).status_code for url in urls]
+        wait_until(
+            lambda: all(httpx.get(u, headers=headers).status_code == 401 for u in urls),
+            lifetime + 5,
+        )
+        refused_after = time.monotonic() - deleted
+    finally:
+        for web in webs:
+            web.stop()
+    assert still == [200, 200], "accepted keys are remembered (no query per request)"
+    assert refused_after < lifetime + 1
 
 
 async def test_keys_survive_a_secret_key_rotation_and_move_to_the_new_secret(
@@ -296,29 +336,67 @@ def _raw(port: int, request: bytes) -> bytes:
         return data
 
 
+def _rss_kib(pid: int) -> int:
+    """Resident memory of a process and its children (web's server process and its workers)."""
+    total = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
+        except (OSError, ValueError):
+            continue
+        if status.parent.name == str(pid) or fields.get("PPid", "").strip() == str(pid):
+            total += int(fields.get("VmRSS", "0 kB").split()[0])
+    return total
+
+
+def _unfinished_head(port: int, size: int) -> socket.socket:
+    """A request whose head keeps coming: up to `size` bytes of one header, never ended."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+    chunk = b"a" * 65536
+    try:
+        for _ in range(size // len(chunk)):
+            sock.sendall(chunk)
+    except OSError:
+        pass  # the server stopped reading and closed: what the bound is for
+    return sock
+
+
 @pytest.mark.process
-def test_oversized_or_unparsable_request_heads_are_4xx_json(database_url: str) -> None:
+def test_oversized_or_unparsable_request_heads_are_4xx_and_memory_stays_bounded(
+    database_url: str,
+) -> None:
     port = free_port()
     env = service_env(DATABASE_URL=database_url, REDIS_URL=base_redis_url(), PORT=str(port))
     web = Service("web", env)
     cases = {
-        # whole but too large: answered by the app's bounds
+        # the server's bounds: 16 KiB of request line and headers, 100 header fields
         b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n": 431,
-        b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n": 414,
-        # never finished: the parser stops reading at 16 KiB and closes
-        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000: 400,
+        b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n": 431,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"X-%d: a\r\n" % i for i in range(120))
+        + b"\r\n": 431,
+        # never finished: the server stops reading at the bound and closes
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000: 431,
         b"\x16\x03\x01 not http at all\r\n\r\n": 400,
     }
+    heads: list[socket.socket] = []
     try:
         web.wait_http(f"http://127.0.0.1:{port}/healthz")
         answers = {request: _raw(port, request) for request in cases}
+        before = _rss_kib(web.process.pid)
+        heads = [_unfinished_head(port, 4 * 1024 * 1024) for _ in range(20)]
+        grown_mib = (_rss_kib(web.process.pid) - before) / 1024
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
     finally:
+        for sock in heads:
+            sock.close()
         web.stop()
     for request, expected in cases.items():
-        head, _, body = answers[request].partition(b"\r\n\r\n")
-        assert head.startswith(f"HTTP/1.1 {expected} ".encode()), (request[:40], head[:80])
-        assert set(json.loads(body)) == {"error", "request_id"}
+        head = answers[request].partition(b"\r\n\r\n")[0].lower()
+        assert head.startswith(f"http/1.1 {expected} ".encode()), (request[:40], head[:80])
+        assert b"connection: close" in head
+    assert grown_mib < 8, f"20 unfinished 4 MiB heads grew web by {grown_mib:.1f} MiB"
 
 
 # --- a backing service that is down is a 503 ----------------------------------------------------
@@ -359,6 +437,47 @@ async def test_every_route_is_503_naming_postgresql_when_it_is_down() -> None:
     for answer in answers:
         assert answer.status_code == 503
         assert answer.json()["error"] == "PostgreSQL unavailable"
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        "ALTER ROLE {role} NOLOGIN",  # as a wrong password: authentication refused
+        "ALTER ROLE {role} CONNECTION LIMIT 0",  # too many connections
+    ],
+)
+async def test_a_database_that_refuses_the_login_is_503_logged_once_with_its_reason(
+    database_url: str, refusal: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    role = f"refused_{free_port()}"
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'hunter2-secret'")
+        admin.execute(refusal.format(role=role))
+    url = database_url.replace("://postgres@", f"://{role}:hunter2-secret@", 1)
+    headers = {"Authorization": f"Bearer {PREFIX}_{'A' * 43}"}
+    try:
+        app: FastAPI = create_app(make_settings(url, db_connect_timeout=2, db_pool_timeout=2))
+        async with (
+            app.router.lifespan_context(app),
+            AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as http,
+        ):
+            capsys.readouterr()
+            answer = await http.get(f"{NOTES}/1", headers=headers)
+            logged = capsys.readouterr().out
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute(f"DROP ROLE {role}")
+    assert answer.status_code == 503
+    assert answer.json() == {
+        "error": "PostgreSQL unavailable",
+        "request_id": answer.headers["x-request-id"],
+    }
+    errors = [line for line in logged.splitlines() if "backing service unavailable" in line]
+    assert len(errors) == 1, logged
+    assert answer.headers["x-request-id"] in errors[0]
+    assert role in errors[0], "the reason names what PostgreSQL said"
+    assert "hunter2-secret" not in logged
+    assert "Traceback" not in logged
 
 
 # --- configuration fails fast everywhere --------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import time
@@ -78,17 +79,15 @@ def _refused(port: int) -> bool:
     return False
 
 
-def test_factor_09_disposability_sigterm_fails_readiness_drains_and_exits_in_time(
+def test_factor_09_disposability_sigterm_drains_in_flight_requests_and_exits_in_time(
     database_url: str,
     redis_sync: Redis,
     committed: psycopg.Connection,
     request: pytest.FixtureRequest,
 ) -> None:
-    port, delay, graceful = free_port(), 1.0, 1
+    port, graceful = free_port(), 2
     url = f"http://127.0.0.1:{port}"
-    web = Service(
-        "web", _env(database_url, port, SHUTDOWN_DELAY=str(delay), GRACEFUL_TIMEOUT=str(graceful))
-    )
+    web = Service("web", _env(database_url, port, GRACEFUL_TIMEOUT=str(graceful)))
     sockets: list[socket.socket] = []
     try:
         spawned = time.monotonic()
@@ -103,39 +102,29 @@ def test_factor_09_disposability_sigterm_fails_readiness_drains_and_exits_in_tim
         key = api_key(database_url)
         slow, hung = _send_half_a_post(port, key), _send_half_a_post(port, key)
         sockets += [slow, hung]
+        time.sleep(0.2)  # both requests reach the app before the signal
         sent = web.signal(signal.SIGTERM)
-
-        # During SHUTDOWN_DELAY: still serving, but no longer ready.
-        readiness = httpx.get(f"{url}/readyz", timeout=5)
-        liveness = httpx.get(f"{url}/healthz", timeout=5)
-        during_delay = time.monotonic() - sent
-        # After it: new connections are refused.
-        wait_until(lambda: _refused(port), timeout=delay + 3)
+        # New connections are refused at once.
+        wait_until(lambda: _refused(port), timeout=3)
         refused_after = time.monotonic() - sent
         # A request in flight still completes.
         slow.sendall(BODY[len(BODY) // 2 :])
         completed = _status(slow)
-        # Neither the request that never ends nor the idle connection holds the exit.
-        code = web.wait(timeout=delay + graceful + 10)
+        # Neither the request that never ends nor the idle connection holds the exit: the
+        # server ends a worker still busy after GRACEFUL_TIMEOUT.
+        code = web.wait(timeout=graceful + 10)
         exited_after = time.monotonic() - sent
-        hung_status = _status(hung)
         idle_closed = idle.recv(1) == b""
     finally:
         web.kill()
         for sock in sockets:
             sock.close()
-    assert during_delay < delay
-    assert (readiness.status_code, readiness.json()["failed"]) == (503, ["shutdown"])
-    assert liveness.status_code == 200
-    assert delay - 0.2 < refused_after < delay + 3
+    assert refused_after < 2
     assert completed == 201
-    assert code == 0
-    # The margin leaves room for a loaded CI machine; idle, the exit takes about 0.5 s.
-    assert exited_after < delay + graceful + 4, f"exit took {exited_after:.1f} s"
-    assert hung_status in {500, None}
+    assert code in {0, -signal.SIGTERM}  # a clean stop either way (docs/processes.md)
+    # The margin leaves room for a loaded CI machine.
+    assert exited_after < graceful + 4, f"exit took {exited_after:.1f} s"
     assert idle_closed
-    assert web.events("draining")[0]["signal"] == "SIGTERM"
-    assert web.events("stopped"), "the lifespan shutdown did not run"
     titles = committed.execute("SELECT title FROM notes").fetchall()
     assert titles == [("slow",)]  # the request that never ended stored nothing
 
@@ -145,11 +134,10 @@ def test_web_processes_share_state_only_through_postgres_and_redis(
 ) -> None:
     first_port, second_port = free_port(), free_port()
     shared = {"RATE_LIMIT_PER_MINUTE": "3", "GRACEFUL_TIMEOUT": "1"}
-    # The first is a supervisor with two forked processes on one port; the second stands alone.
+    # The first runs two workers on one port; the second one.
     pair = Service("web", _env(database_url, first_port, WEB_CONCURRENCY="2", **shared))
     single = Service("web", _env(database_url, second_port, **shared))
     first, second = f"http://127.0.0.1:{first_port}", f"http://127.0.0.1:{second_port}"
-    hung = None
     try:
         pair.wait_http(f"{first}/readyz")
         single.wait_http(f"{second}/readyz")
@@ -167,22 +155,57 @@ def test_web_processes_share_state_only_through_postgres_and_redis(
             ]
             if time.time() // 60 == minute:
                 break
-        hung = _send_half_a_post(
-            first_port, api_key(database_url)
-        )  # keeps one of the pair busy while it stops
         pair.signal(signal.SIGTERM)
         single.signal(signal.SIGTERM)
-        wait_until(lambda: _refused(first_port), timeout=5)
-        still_stopping = pair.process.poll() is None
         codes = [pair.wait(timeout=10), single.wait(timeout=10)]
     finally:
         pair.kill()
         single.kill()
-        if hung:
-            hung.close()
     assert writes == [201, 201, 201, 429], "the limit of 3 writes a minute spans both processes"
-    assert still_stopping, "the port was refused only once every process had exited"
-    assert codes == [0, 0]
-    assert pair.events("web processes started")[0]["count"] == 2
+    assert set(codes) <= {0, -signal.SIGTERM}
+    # Each worker ran the lifespan: opened its handles at start, closed them at the stop.
     assert len(pair.events("started")) == 2
     assert len(pair.events("stopped")) == 2
+    assert len(single.events("stopped")) == 1
+
+
+def _worker_pids(web: Service) -> list[int]:
+    """The pids of the workers granian started, from its "Spawning worker-N with PID: n" lines."""
+    spawned = [str(line.get("event")) for line in web.lines]
+    return [
+        int(event.rpartition(" ")[2]) for event in spawned if event.startswith("Spawning worker")
+    ]
+
+
+def test_a_web_worker_that_dies_is_replaced(database_url: str) -> None:
+    port = free_port()
+    web = Service("web", _env(database_url, port, WEB_CONCURRENCY="2"))
+    try:
+        web.wait_http(f"http://127.0.0.1:{port}/healthz")
+        wait_until(lambda: len(web.events("started")) == 2, timeout=10)
+        first = _worker_pids(web)
+        os.kill(first[0], signal.SIGKILL)
+        wait_until(lambda: len(web.events("started")) == 3, timeout=15)
+        answers = [httpx.get(f"http://127.0.0.1:{port}/healthz").status_code for _ in range(4)]
+        replaced = _worker_pids(web)
+    finally:
+        code = web.stop()
+    assert len(first) == 2
+    assert len(replaced) == 3
+    assert replaced[2] not in first
+    assert answers == [200] * 4
+    assert code in {0, -signal.SIGTERM}
+
+
+def test_a_stop_while_workers_start_is_not_held(database_url: str) -> None:
+    port = free_port()
+    web = Service("web", _env(database_url, port, WEB_CONCURRENCY="2", GRACEFUL_TIMEOUT="20"))
+    try:
+        wait_until(lambda: len(_worker_pids(web)) == 2, timeout=15)
+        sent = web.signal(signal.SIGTERM)  # the workers are still loading the app
+        code = web.wait(timeout=15)
+        stopped_after = time.monotonic() - sent
+    finally:
+        web.kill()
+    assert code in {0, -signal.SIGTERM}
+    assert stopped_after < 3, f"a stop during start-up took {stopped_after:.1f} s"

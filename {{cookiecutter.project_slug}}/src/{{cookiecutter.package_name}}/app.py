@@ -7,16 +7,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
 
 from . import observability
+from .api.auth import ApiKeyBackend, refused
 from .api.health import liveness_body
 from .api.health import router as health_router
 from .api.router import api_router
 from .backing_services import BackingServices
 from .errors import install_error_handlers
 from .logs import get_logger
-from .middleware import RequestContextMiddleware
+from .middleware import (
+    AccessLogMiddleware,
+    AllowedHostsMiddleware,
+    BodyLimitMiddleware,
+    RequestIdMiddleware,
+    SecurityHeadersMiddleware,
+)
 from .settings import Settings, load_settings
 
 log = get_logger(__name__)
@@ -28,7 +36,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     services = await BackingServices.open(settings)
     app.state.services = services
-    app.state.draining = False
     log.info(
         "started",
         env=settings.app_env,
@@ -43,6 +50,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await services.close()
         log.info("stopped")
+        # The last requests' spans and error reports: a granian worker ends without atexit.
+        observability.shutdown()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -59,20 +68,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if docs else None,
     )
     app.state.settings = settings
-    app.state.draining = False
     app.state.liveness_body = liveness_body(settings)
     install_error_handlers(app)
     app.include_router(health_router)
-    # Only the API reads request bodies, so the body limit wraps the API routes, not the probes.
-    app.include_router(api_router, max_body_size=settings.max_body_size)
+    app.include_router(api_router)
+    # Each add_middleware wraps what is there: the last added runs first for a request.
+    app.add_middleware(BodyLimitMiddleware, max_body_size=settings.max_body_size)
+    # The key is checked before the body is read.
+    app.add_middleware(AuthenticationMiddleware, backend=ApiKeyBackend(), on_error=refused)
     if settings.cors_origins:
+        # Before the key check: a browser's preflight carries no key.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["content-type", "x-request-id"],
+            allow_headers=["authorization", "content-type", "x-request-id"],
             expose_headers=["x-request-id", "retry-after"],
         )
-    # Added last, so it runs first: every response, even an error, gets its id and headers.
-    app.add_middleware(RequestContextMiddleware, allowed_hosts=settings.allowed_hosts)
+    if "*" not in settings.allowed_hosts:
+        app.add_middleware(AllowedHostsMiddleware, allowed_hosts=settings.allowed_hosts)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(RequestIdMiddleware)
     return app

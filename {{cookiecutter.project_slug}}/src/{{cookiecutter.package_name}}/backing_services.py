@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
+from .apikeys.accepted import AcceptedKeys, RevocationListener
 from .db.pool import Database
 from .jobs.sender import JobSender
 from .redis_connection import async_client
@@ -14,17 +15,25 @@ from .settings import Settings
 
 @dataclass(slots=True)
 class BackingServices:
-    """The handles web uses to reach PostgreSQL (pool), Redis (client) and the worker (jobs)."""
+    """The handles web uses to reach PostgreSQL (pool), Redis (client) and the worker (jobs),
+    and the API keys it accepted lately, kept current by the revocations it listens for."""
 
     settings: Settings
     db: Database
     jobs: JobSender
+    accepted_keys: AcceptedKeys
+    revocations: RevocationListener
     _redis: Redis | None = field(default=None, init=False)
 
     @classmethod
     async def open(cls, settings: Settings) -> BackingServices:
-        """Build the handles; nothing connects until first use."""
-        return cls(settings, await Database.open(settings), JobSender(settings))
+        """Build the handles; the pool and Redis connect on first use, the revocation listener
+        in the background."""
+        accepted = AcceptedKeys(settings.api_key_cache_seconds)
+        revocations = RevocationListener(settings, accepted)
+        revocations.start()
+        database = await Database.open(settings)
+        return cls(settings, database, JobSender(settings), accepted, revocations)
 
     @property
     def redis(self) -> Redis:
@@ -35,6 +44,7 @@ class BackingServices:
 
     async def close(self) -> None:
         """Return every connection: the pool's and Redis' (also the job sender's)."""
+        await self.revocations.stop()
         self.jobs.close()
         if self._redis is not None:
             await self._redis.aclose()

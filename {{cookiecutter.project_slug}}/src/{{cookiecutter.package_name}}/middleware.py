@@ -1,5 +1,6 @@
-"""Pure ASGI middleware: request id, host allowlist, security headers, access log and request
-metrics, last 500."""
+"""Pure ASGI middleware, one concern each: request ids, the access line, security headers, the
+host allowlist and the body limit. app.py stacks them; Starlette's own middleware does the rest
+(CORS, API-key authentication, the last-resort error)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ import re
 import time
 from collections.abc import Iterable
 
-import orjson
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import observability
-from .errors import unavailable_service
+from .errors import SECURITY_HEADERS, error_response, request_id
 from .logs import get_logger
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -22,30 +23,16 @@ REQUEST_ID_HEADER = b"x-request-id"
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{8,128}$")
 # Probes come from the platform with whatever Host it likes (a kubelet uses the pod IP).
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
-DOCS_PATHS = ("/docs", "/redoc", "/openapi.json")
-_API_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"cache-control", b"no-store"),
-]
-_DOCS_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+DOCS_PATHS = ("/docs", "/openapi.json")
+# The docs page loads its script and styles, so it gets no content-security-policy.
+_DOCS_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
 
-# Bounds on what a request may carry before its body, checked before any route runs. uvicorn's
-# h11 parser closes a connection whose unfinished request line or headers pass 16 KiB, so
-# memory stays bounded at the socket; these answer what arrived whole but too large.
-MAX_TARGET_BYTES = 8 * 1024  # path and query string
-MAX_HEADER_BYTES = 16 * 1024  # every header name and value together
-_PLAIN_TEXT = (b"content-type", b"text/plain; charset=utf-8")
-CONTENT_TOO_LARGE = 413
-
-error_log = get_logger("error")
 access_log = get_logger("access")
 
 
 class _RequestIds:
     """Ids for requests that bring none: a random prefix per process and a counter, 32 hex
-    characters like a uuid4 without its syscall. A forked child draws a prefix of its own."""
+    characters like a uuid4 without its syscall. A forked worker draws a prefix of its own."""
 
     def __init__(self) -> None:
         self.reset()
@@ -60,6 +47,97 @@ class _RequestIds:
 
 
 _request_ids = _RequestIds()
+
+
+class RequestIdMiddleware:
+    """Gives every HTTP request an id (the caller's X-Request-ID when well formed), binds it to
+    every log line written while the request runs, and returns it as X-Request-ID."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = b""
+        for name, value in scope["headers"]:
+            if name == REQUEST_ID_HEADER:
+                given = value
+                break
+        rid = given if _REQUEST_ID.match(given) else _request_ids.next()
+        text = rid.decode()
+        scope.setdefault("state", {})["request_id"] = text
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, rid)]
+            await send(message)
+
+        # Each request runs in a task of its own, so its context starts empty; the reset is for
+        # callers that run requests in their own task (tests).
+        tokens = structlog.contextvars.bind_contextvars(request_id=text)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
+
+
+class AccessLogMiddleware:
+    """One access line per request (method, path, status, duration, client), and the request
+    metrics when METRICS_PORT is set. A request that raised is logged as the 500 it became."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        observability.request_started()
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            seconds = time.perf_counter() - started
+            client = scope.get("client")
+            access_log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round(seconds * 1000, 2),
+                client=client[0] if client else None,
+            )
+            observability.request_ended(scope, status, seconds)
+
+
+class SecurityHeadersMiddleware:
+    """Headers that keep a browser from sniffing, framing or caching what the API returns."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = _DOCS_HEADERS if scope["path"].startswith(DOCS_PATHS) else SECURITY_HEADERS
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def _host_matches(host: str, allowed: Iterable[str]) -> bool:
@@ -81,133 +159,51 @@ def _request_host(scope: Scope) -> str:
     return ""
 
 
-async def _send_json(send: Send, status: int, body: dict[str, object], request_id: bytes) -> None:
-    payload = orjson.dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                (REQUEST_ID_HEADER, request_id),
-                *_API_HEADERS,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
-
-
-def _oversized(scope: Scope) -> tuple[int, str] | None:
-    """414 or 431 (and why) when the target or the headers pass their bound, else None."""
-    target = scope.get("raw_path") or scope["path"].encode()
-    if len(target) + len(scope["query_string"]) > MAX_TARGET_BYTES:
-        return 414, "request target too long"
-    if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
-        return 431, "request headers too large"
-    return None
-
-
-class RequestContextMiddleware:
-    """Gives every HTTP request an id, checks its Host, adds security headers and logs it once."""
-
-    # One request's whole path through the service, kept in one function: the hot path.
+class AllowedHostsMiddleware:
+    """Refuses a request whose Host is not in ALLOWED_HOSTS with a 400, except the probes."""
 
     def __init__(self, app: ASGIApp, allowed_hosts: list[str]) -> None:
         self.app = app
         self.allowed_hosts = tuple(allowed_hosts)
-        self.any_host = "*" in self.allowed_hosts
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: PLR0915
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] not in PROBE_PATHS
+            and not _host_matches(_request_host(scope), self.allowed_hosts)
+        ):
+            await error_response(400, "invalid host", request_id(scope))(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class BodyLimitMiddleware:
+    """Refuses a request body over MAX_BODY_SIZE with a 413: at once when its Content-Length says
+    so, else when the bytes received pass the limit (a chunked body), as the HTTPException that
+    the error handlers answer. Starlette's own limit answers in plain text (docs/own-code.md)."""
+
+    def __init__(self, app: ASGIApp, max_body_size: int) -> None:
+        self.app = app
+        self.max_body_size = max_body_size
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        request_id = b""
         for name, value in scope["headers"]:
-            if name == REQUEST_ID_HEADER:
-                request_id = value
-                break
-        if not _REQUEST_ID.match(request_id):
-            request_id = _request_ids.next()
-        rid = request_id.decode()
-        # Each request runs in a task of its own, so its context starts empty; the reset is for
-        # callers that run requests in their own task (tests).
-        tokens = structlog.contextvars.bind_contextvars(request_id=rid)
-        scope.setdefault("state", {})["request_id"] = rid
-        path: str = scope["path"]
-        extra_headers = _DOCS_HEADERS if path.startswith(DOCS_PATHS) else _API_HEADERS
-        status = 500
-        response_started = False
-        replaced = False
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body_size:
+                response = error_response(413, "content too large", request_id(scope))
+                await response(scope, receive, send)
+                return
+        received = 0
 
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status, response_started, replaced
-            if replaced:
-                return  # the body of a response already answered in JSON below
-            if message["type"] == "http.response.start":
-                response_started = True
-                status = message["status"]
-                if status == CONTENT_TOO_LARGE and _PLAIN_TEXT in message.get("headers", ()):
-                    # Starlette's body limit answers in plain text when its error escapes the
-                    # routes (a Content-Length over the limit): the same JSON as every error.
-                    replaced = True
-                    await _send_json(
-                        send, 413, {"error": "content too large", "request_id": rid}, request_id
-                    )
-                    return
-                message["headers"] = [
-                    *message.get("headers", ()),
-                    (REQUEST_ID_HEADER, request_id),
-                    *extra_headers,
-                ]
-            await send(message)
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_size:
+                    raise HTTPException(413, "content too large")
+            return message
 
-        observability.request_started()
-        try:
-            too_large = _oversized(scope)
-            if too_large is not None:
-                status = too_large[0]
-                await _send_json(
-                    send, status, {"error": too_large[1], "request_id": rid}, request_id
-                )
-            elif (
-                not self.any_host
-                and path not in PROBE_PATHS
-                and not _host_matches(_request_host(scope), self.allowed_hosts)
-            ):
-                status = 400
-                await _send_json(
-                    send, 400, {"error": "invalid host", "request_id": rid}, request_id
-                )
-            else:
-                await self.app(scope, receive, send_wrapper)
-        except Exception as error:
-            service = unavailable_service(error)
-            if service is None:
-                error_log.exception("unhandled error", method=scope["method"], path=path)
-                observability.report_error(error, method=scope["method"], path=path)
-            else:
-                error_log.warning(
-                    "backing service unavailable", service=service, error=type(error).__name__
-                )
-            if not response_started:
-                status, message = (
-                    (500, "internal server error")
-                    if service is None
-                    else (503, f"{service} unavailable")
-                )
-                await _send_json(send, status, {"error": message, "request_id": rid}, request_id)
-        finally:
-            seconds = time.perf_counter() - started
-            client = scope.get("client")
-            access_log.info(
-                "request",
-                method=scope["method"],
-                path=path,
-                status=status,
-                duration_ms=round(seconds * 1000, 2),
-                client=client[0] if client else None,
-            )
-            observability.request_ended(scope, status, seconds)
-            structlog.contextvars.reset_contextvars(**tokens)
+        await self.app(scope, receive_within_limit, send)

@@ -67,14 +67,13 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     allowed_hosts: CommaList = Field(default_factory=list, validate_default=True)
     cors_origins: CommaList = Field(default_factory=list)
-    # Proxies whose X-Forwarded-For/-Proto are believed (uvicorn's own default: loopback only).
+    # Proxies whose X-Forwarded-For/-Proto are believed (default: loopback only).
     forwarded_allow_ips: CommaList = Field(default_factory=lambda: ["127.0.0.1"])
     docs_enabled: bool | None = None
     max_body_size: int = Field(default=1_048_576, ge=1)
 
     web_concurrency: int = Field(default=1, ge=1, le=64)
-    graceful_timeout: int = Field(default=20, ge=1, le=3600)
-    shutdown_delay: float = Field(default=0.0, ge=0, le=300)
+    graceful_timeout: int = Field(default=20, ge=1, le=1800)
 
     db_pool_max_size: int = Field(default=15, ge=1, le=400)
     db_pool_timeout: float = Field(default=5.0, gt=0, le=300)
@@ -86,6 +85,9 @@ class Settings(BaseSettings):
 
     rate_limit_per_minute: int = Field(default=120, ge=0)
     auth_failures_per_minute: int = Field(default=20, ge=0)
+    # How long a web process trusts a key it accepted without asking PostgreSQL again: the bound
+    # on a revocation whose notification was lost (docs/security.md).
+    api_key_cache_seconds: float = Field(default=30.0, ge=0, le=30)
 
     # Background jobs (docs/processes.md explains each bound). Durations are in seconds.
     worker_threads: int = Field(default=4, ge=1, le=64)

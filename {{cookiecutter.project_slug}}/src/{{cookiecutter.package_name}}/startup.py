@@ -4,6 +4,7 @@ telling exit code."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from . import observability
@@ -44,10 +45,14 @@ def begin(process_type: str | None = None) -> Settings:
     return settings
 
 
-def reason(error: BaseException) -> str:
-    """An error's type and the first line of its message: enough to act on, nothing more."""
+def reason(error: BaseException, secrets: Sequence[str] = ()) -> str:
+    """An error's type and the first line of its message, any secret's value masked: enough to
+    act on, nothing more."""
     lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
+    text = f"{type(error).__name__}: {lines[0][:300]}" if lines else type(error).__name__
+    for secret in secrets:
+        text = text.replace(secret, "[Filtered]")
+    return text
 
 
 def unreachable(*, redis: Redis | None = None, postgres: Engine | None = None) -> dict[str, str]:

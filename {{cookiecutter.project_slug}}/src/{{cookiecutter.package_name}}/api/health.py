@@ -17,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..backing_services import BackingServices
-from ..errors import json_response
 from ..logs import get_logger
 from ..settings import Settings
+from ..startup import reason
 
 router = APIRouter(tags=["health"])
 log = get_logger(__name__)
@@ -46,10 +46,8 @@ async def _check_redis(services: BackingServices) -> None:
 
 
 async def readyz(request: Request) -> Response:
-    """Readiness: 200 when PostgreSQL and Redis answer in time and the process is not draining."""
+    """Readiness: 200 when PostgreSQL and Redis answer in time."""
     state = request.app.state
-    if state.draining:
-        return json_response({"status": "draining", "failed": ["shutdown"]}, 503)
     settings: Settings = state.settings
     services: BackingServices = state.services
     names = ("postgres", "redis")
@@ -62,9 +60,14 @@ async def readyz(request: Request) -> Response:
     if failed:
         for name, result in zip(names, results, strict=True):
             if result is not None:
-                log.warning("backing service not ready", service=name, reason=type(result).__name__)
-        return json_response({"status": "unavailable", "failed": failed}, 503)
-    return json_response({"status": "ready", "failed": []}, 200)
+                why = reason(result, settings.secret_values)
+                log.warning("backing service not ready", service=name, reason=why)
+        return _json({"status": "unavailable", "failed": failed}, 503)
+    return _json({"status": "ready", "failed": []}, 200)
+
+
+def _json(body: dict[str, object], status: int) -> Response:
+    return Response(orjson.dumps(body), status, media_type="application/json")
 
 
 router.add_route("/healthz", healthz, methods=["GET"])

@@ -12,16 +12,31 @@ from datetime import UTC, datetime
 from typing import cast
 
 import asyncpg
-from sqlalchemy import LargeBinary, Table, any_, bindparam, delete, func, insert, select, update
+from asyncpg import Record
+from asyncpg.pool import PoolConnectionProxy
+from sqlalchemy import (
+    LargeBinary,
+    String,
+    Table,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
+from starlette.authentication import BaseUser
 
 from ..db.compiled import Compiled
 from ..db.pool import Database
 from ..settings import Settings
-from .digests import digests, new_key, secret_tags, well_formed
+from .accepted import REVOKED_CHANNEL, AcceptedKeys
+from .digests import digest, digests, new_key, secret_tags, well_formed
 from .models import ApiKey
 
-# A key's last use is written at most this often, so a busy client costs one write a minute.
+# A key's last use is written when a process looks it up, and at most this often.
 TOUCH_EVERY_SECONDS = 60
 
 api_keys = cast(Table, ApiKey.__table__)
@@ -61,16 +76,38 @@ _TOUCH = Compiled(
 )
 
 
+# Sent in the transaction that deletes a key: every web process forgets the keys it accepted.
+_NOTIFY = Compiled(
+    select(func.pg_notify(bindparam("channel", type_=String), bindparam("name", type_=String)))
+)
+
+
+async def _notify_revoked(connection: PoolConnectionProxy[Record], name: str) -> None:
+    """Tell every web process, once the transaction commits, that a key is gone."""
+    params = {"channel": REVOKED_CHANNEL, "name": name}
+    await connection.execute(_NOTIFY.sql, *_NOTIFY.args(params))
+
+
 class KeyNameTakenError(Exception):
     """A key of that name exists already."""
 
 
 @dataclass(frozen=True, slots=True)
-class Caller:
-    """Who a request's key belongs to."""
+class Caller(BaseUser):
+    """Who a request's key belongs to (request.user on /api routes)."""
 
     key_id: int
     name: str
+
+    @property
+    def is_authenticated(self) -> bool:
+        """Always: a caller exists only for a valid key."""
+        return True
+
+    @property
+    def display_name(self) -> str:
+        """The key's name."""
+        return self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +127,7 @@ async def create_key(db: Database, settings: Settings, name: str, *, replace: bo
     async with db.connection() as connection, connection.transaction():
         if replace:
             await connection.execute(_DELETE.sql, *_DELETE.args({"name": name}))
+            await _notify_revoked(connection, name)
         row = {
             "name": name,
             "digest": digests(settings, key)[0],
@@ -120,14 +158,26 @@ async def list_keys(db: Database, settings: Settings) -> list[KeyInfo]:
 
 
 async def revoke_key(db: Database, name: str) -> bool:
-    """Delete the key called name; False when there is none. Effective on the next request."""
-    return await db.fetchrow(_DELETE, name=name) is not None
+    """Delete the key called name; False when there is none. Every web process refuses it from
+    its next request on (the notification sent on commit, accepted.py)."""
+    async with db.connection() as connection, connection.transaction():
+        deleted = await connection.fetchrow(_DELETE.sql, *_DELETE.args({"name": name}))
+        if deleted is not None:
+            await _notify_revoked(connection, name)
+    return deleted is not None
 
 
-async def authenticate(db: Database, settings: Settings, key: str) -> Caller | None:
-    """The caller a key belongs to, or None. Digests are compared in constant time."""
+async def authenticate(
+    db: Database, settings: Settings, key: str, accepted: AcceptedKeys
+) -> Caller | None:
+    """The caller a key belongs to, or None: from the keys this process accepted lately, else
+    from the table (then remembered). Digests are compared in constant time."""
     if not well_formed(key):
         return None
+    current = digest(settings.secret_key.get_secret_value().encode(), key)
+    known = accepted.get(current)
+    if isinstance(known, Caller):
+        return known
     candidates = digests(settings, key)
     for row in await db.fetch(_FIND, candidates=candidates):
         stored = bytes(row["digest"])
@@ -138,7 +188,9 @@ async def authenticate(db: Database, settings: Settings, key: str) -> Caller | N
                     await db.fetchrow(
                         _TOUCH, key_id=row["id"], new_digest=candidates[0], new_tag=tag
                     )
-                return Caller(key_id=row["id"], name=row["name"])
+                caller = Caller(key_id=row["id"], name=row["name"])
+                accepted.put(current, caller)
+                return caller
     return None
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 
 from fastapi import HTTPException
 
@@ -23,6 +22,6 @@ def decode_cursor(cursor: str) -> int:
             last_id = int(text[len(_PREFIX) :])
             if 1 <= last_id < 2**63:
                 return last_id
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors too
         pass
     raise HTTPException(status_code=422, detail="invalid cursor")

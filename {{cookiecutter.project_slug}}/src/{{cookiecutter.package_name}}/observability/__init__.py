@@ -60,12 +60,11 @@ def configure(settings: Settings, process_type: str) -> list[Processor]:
     else:
         _keep_the_sdk_out()
     if settings.metrics_port is not None:
-        shared = None
-        if process_type == "web" and settings.web_concurrency > 1:
-            shared = _share_metrics_between_processes()
         from . import metrics  # noqa: PLC0415  # only when METRICS_PORT is set
 
-        metrics.configure(settings, process_type, shared)
+        # A web worker records into the files its server process serves (serve_web_metrics).
+        if process_type != "web":
+            metrics.serve(settings, process_type)
         _on.metrics = True
     return processors
 
@@ -84,14 +83,19 @@ def _keep_the_sdk_out() -> None:
     sys.modules.setdefault(_REDIS_OPTIONAL_IMPORT, None)  # type: ignore[arg-type]
 
 
-def _share_metrics_between_processes() -> str:
-    """prometheus_client's multiprocess mode: every web process writes its values to files in a
-    directory of this process's own, read by the server of the parent (metrics.py). The variable
-    must be set before prometheus_client is imported; the directory goes when the parent exits."""
+def serve_web_metrics(settings: Settings) -> None:
+    """In web's server process, when METRICS_PORT is set: serve /metrics as the sum of what every
+    worker records. prometheus_client's multiprocess mode: the workers write their values to files
+    in a directory of this process's own, which goes when it exits. The variable must be set
+    before prometheus_client is imported, so before any worker starts."""
+    if settings.metrics_port is None:
+        return
     directory = tempfile.mkdtemp(prefix="metrics-")
     set_library_variable("PROMETHEUS_MULTIPROC_DIR", directory)
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
-    return directory
+    from . import metrics  # noqa: PLC0415  # only when METRICS_PORT is set
+
+    metrics.serve(settings, "web", shared=directory)
 
 
 def fastapi_telemetry() -> TelemetryConfig:
@@ -173,14 +177,6 @@ def count_scheduled(schedule: str) -> None:
         from .metrics import SCHEDULED  # noqa: PLC0415
 
         SCHEDULED.labels(schedule).inc()
-
-
-def process_ended(pid: int) -> None:
-    """Forget a web child's live gauges once it has exited (WEB_CONCURRENCY > 1)."""
-    if _on.metrics:
-        from .metrics import process_ended as ended  # noqa: PLC0415
-
-        ended(pid)
 
 
 def shutdown() -> None:

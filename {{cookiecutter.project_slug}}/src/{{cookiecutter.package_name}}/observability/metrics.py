@@ -2,10 +2,9 @@
 
 Web counts requests by route template, method and status; the worker counts jobs by outcome and
 reads the queue depths and dead letters from Redis at each scrape; the clock counts the jobs it
-enqueued. With WEB_CONCURRENCY > 1 the
-web processes write their values to files (prometheus_client's multiprocess mode, in a directory
-the web's parent process makes) and the parent serves their sum. Imported only when METRICS_PORT
-is set; for web's multiprocess mode, only after PROMETHEUS_MULTIPROC_DIR is set (__init__.py).
+enqueued. Web's workers write their values to files (prometheus_client's multiprocess mode, in
+a directory granian's server process makes) and that process serves their sum. Imported only
+when METRICS_PORT is set; for web, only after PROMETHEUS_MULTIPROC_DIR is set (__init__.py).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from dramatiq import Broker, Middleware
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import start_http_server as serve_metrics
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.types import Scope
 
@@ -60,17 +59,12 @@ JOB_DURATION = Histogram(
 )
 
 
-_shared: str | None = None  # the multiprocess directory, when the web runs several processes
-
-
-def configure(settings: Settings, process_type: str, shared: str | None = None) -> None:
-    """Serve /metrics on METRICS_PORT from this process (web's parent, with several children,
-    reading the values they write to the `shared` directory)."""
-    global _shared  # noqa: PLW0603  # set once at start-up
+def serve(settings: Settings, process_type: str, shared: str | None = None) -> None:
+    """Serve /metrics on METRICS_PORT from this process (web's server process reading the values
+    its workers write to the `shared` directory)."""
     assert settings.metrics_port is not None  # noqa: S101  # called only when it is set
     registry: Collector = REGISTRY
     if shared is not None:
-        _shared = shared
         multiprocess = CollectorRegistry()
         MultiProcessCollector(multiprocess, path=shared)  # type: ignore[no-untyped-call]
         registry = multiprocess
@@ -82,12 +76,6 @@ def configure(settings: Settings, process_type: str, shared: str | None = None) 
             f"METRICS_PORT {settings.metrics_port} cannot be served ({error.strerror})"
         ) from None
     log.info("metrics served", port=settings.metrics_port, process=process_type)
-
-
-def process_ended(pid: int) -> None:
-    """Drop an exited web child's live gauges (multiprocess mode)."""
-    if _shared is not None:
-        mark_process_dead(pid, _shared)  # type: ignore[no-untyped-call]
 
 
 def route_template(scope: Scope) -> str:
