@@ -9,16 +9,21 @@ data directory.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from conftest import TEST_DATABASE_URL, TEST_REDIS_URL, bake, redis_url, scratch_database
 
@@ -261,3 +266,289 @@ def test_readme_migration_recipe_writes_a_numbered_revision_that_passes_ruff(
     assert again.returncode == 0
     assert "no revision written" in again.stderr
     assert len(list(versions.glob("*.py"))) == 4
+
+
+# The dev command ended every way a developer ends it (issue 22). Each test runs it in a
+# directory of its own beside the project (its .local/ there), so they never meet the project's
+# own .local/ nor each other's; the first run in a directory makes the database (initdb).
+DEV = "twelve_factor_service-dev"
+DEV_READY_TIMEOUT = 180.0
+GONE_TIMEOUT = 15.0  # "within a few seconds": web's drain bound in dev is 5 s
+
+
+class DevRun:
+    """The dev command, started as a terminal starts it: in a process group of its own."""
+
+    def __init__(self, project: Path, root: Path, env: dict[str, str]) -> None:
+        self.root = root
+        self.port = int(env["PORT"])
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [str(project / ".venv" / "bin" / DEV)],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            process_group=0,
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, marker: str, timeout: float = DEV_READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(marker in line for line in self.lines):
+            assert self.process.poll() is None or self.reader.is_alive(), self.text()
+            assert time.monotonic() < deadline, f"no {marker!r} within {timeout} s:\n{self.text()}"
+            time.sleep(0.05)
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def processes(self) -> dict[str, int]:
+        """Every process this run and its servers are: its children, the keeper, the servers
+        (by what .local/ records)."""
+        found = {
+            f"child {child.pid}": child.pid
+            for child in psutil.Process(self.process.pid).children(recursive=True)
+        }
+        local = self.root / ".local"
+        state = json.loads((local / "servers.json").read_text())
+        found["keeper"] = state["keeper"]
+        found["postgres"] = int((local / "postgres" / "postmaster.pid").read_text().split()[0])
+        found["valkey"] = int((local / "valkey" / "valkey.pid").read_text())
+        return found
+
+    def ports(self) -> list[int]:
+        state = json.loads((self.root / ".local" / "servers.json").read_text())
+        return [self.port, int(state["redis_url"].rsplit(":", 1)[1].split("/")[0])]
+
+    def end(self, how: str) -> int:
+        """End the run as a developer would; its exit code (negative: the signal)."""
+        if how == "sigkill":
+            self.process.kill()
+        elif how == "sigterm":
+            self.process.terminate()
+        else:  # Ctrl-C and a closed terminal signal the terminal's foreground process group
+            os.killpg(self.process.pid, signal.SIGINT if how == "ctrl-c" else signal.SIGHUP)
+        code = self.process.wait(timeout=60)
+        self.reader.join(timeout=5)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+        return code
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _working_in(root: Path) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.cwd().startswith(str(root)) and _alive(process.pid):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def assert_nothing_left(
+    processes: dict[str, int], ports: list[int], output: str, root: Path
+) -> None:
+    """None of processes, nothing working in root, none of ports, within a few seconds."""
+    deadline = time.monotonic() + GONE_TIMEOUT
+    while time.monotonic() < deadline:
+        left = [name for name, pid in processes.items() if _alive(pid)]
+        left += [f"{p.pid} in {root}" for p in _working_in(root)]
+        taken = [port for port in ports if _listening(port)]
+        if not left and not taken:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"left running: {left}, ports still taken: {taken}\n{output}")
+
+
+@pytest.fixture(scope="module")
+def dev_root(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory with the project's Procfile, for the dev command's .local/ of these tests."""
+    root = tmp_path_factory.mktemp("dev-root")
+    for name in ("pyproject.toml", "Procfile"):
+        (root / name).write_text((project / name).read_text())
+    return root
+
+
+@pytest.fixture
+def dev_runs(project: Path, dev_root: Path) -> Iterator[Callable[[dict[str, str]], DevRun]]:
+    """Start dev runs in dev_root; whatever a failing test left running is ended after it."""
+    runs: list[DevRun] = []
+
+    def start(env: dict[str, str]) -> DevRun:
+        runs.append(DevRun(project, dev_root, env))
+        return runs[-1]
+
+    yield start
+    for run in runs:
+        if run.process.returncode is None:
+            run.end("ctrl-c")
+
+
+@pytest.fixture
+def dev_env(clean_env: dict[str, str]) -> dict[str, str]:
+    """The developer's environment: no server URLs; bytecode cached as on a laptop, so that a
+    start takes seconds (PYTHONDONTWRITEBYTECODE makes every process compile every module)."""
+    env = {
+        name: value
+        for name, value in clean_env.items()
+        if not name.startswith(("TEST_", "DATABASE_", "REDIS_", "PYTHONDONTWRITEBYTECODE"))
+    }
+    return {**env, "PORT": str(_free_port())}
+
+
+@pytest.mark.parametrize(
+    ("how", "when"),
+    [
+        ("ctrl-c", "| ready: "),
+        ("ctrl-c", "| starting the local"),
+        ("sigterm", "| ready: "),
+        ("sighup", "| ready: "),
+        ("sigkill", "| ready: "),
+    ],
+)
+def test_nothing_outlives_the_dev_command_however_it_ends(
+    dev_runs: Callable[[dict[str, str]], DevRun],
+    dev_root: Path,
+    dev_env: dict[str, str],
+    how: str,
+    when: str,
+) -> None:
+    run = dev_runs(dev_env)
+    run.wait_for(when)
+    run.wait_for("| starting the local")
+    processes = {"dev": run.process.pid}
+    while "keeper" not in processes:  # the servers.json of this run's keeper
+        try:
+            processes |= run.processes()
+        except (OSError, ValueError, KeyError):
+            assert run.process.poll() is None, run.text()
+            time.sleep(0.05)
+    ports = [run.port, *run.ports()[1:]]
+    code = run.end(how)
+    if how == "sigkill":
+        assert code == -signal.SIGKILL
+    else:
+        assert code == 0, run.text()
+        assert "Traceback" not in run.text()
+        assert not any(line.startswith("error") for line in run.lines), run.text()
+    assert_nothing_left(processes, ports, run.text(), dev_root)
+
+
+def test_the_next_run_stops_what_a_killed_keeper_left_and_says_so(
+    dev_runs: Callable[[dict[str, str]], DevRun], dev_root: Path, dev_env: dict[str, str]
+) -> None:
+    run = dev_runs(dev_env)
+    run.wait_for("| ready: ")
+    processes = run.processes()
+    os.kill(processes["keeper"], signal.SIGKILL)  # then nothing stops the servers...
+    run.end("sigkill")
+    time.sleep(1)
+    assert _alive(processes["postgres"])
+    assert _alive(processes["valkey"])
+    again = dev_runs(dev_env)  # ...but the next run
+    again.wait_for("| ready: ")
+    [line] = [line for line in again.lines if "earlier run left running" in line] or [again.text()]
+    assert f"Valkey (pid {processes['valkey']})" in line
+    assert f"PostgreSQL (pid {processes['postgres']})" in line
+    assert not _alive(processes["postgres"])
+    assert not _alive(processes["valkey"])
+    processes = again.processes()
+    ports = again.ports()
+    assert again.end("ctrl-c") == 0
+    assert_nothing_left(processes, ports, again.text(), dev_root)
+
+
+def _get(port: int, key: str) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/notes", headers={"Authorization": f"Bearer {key}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310  # loopback
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_two_dev_runs_share_the_servers_and_the_key(
+    dev_runs: Callable[[dict[str, str]], DevRun], dev_root: Path, dev_env: dict[str, str]
+) -> None:
+    first = dev_runs(dev_env)
+    first.wait_for("| ready: ")
+    key = (dev_root / ".local" / "api_key").read_text().strip()
+    second = dev_runs({**dev_env, "PORT": str(_free_port())})
+    second.wait_for("| ready: ")
+    assert (dev_root / ".local" / "api_key").read_text().strip() == key
+    assert _get(first.port, key) == 200
+    assert _get(second.port, key) == 200
+    processes = first.processes()
+    assert second.processes()["keeper"] == processes["keeper"], "one set of servers"
+    assert second.end("ctrl-c") == 0
+    assert "keep running for the other dev run" in second.text()
+    assert _get(first.port, key) == 200, "the first run serves on, with its key"
+    ports = first.ports()
+    assert first.end("ctrl-c") == 0
+    assert "stopped the local servers" in first.text()
+    assert_nothing_left(processes, ports, first.text(), dev_root)
+
+
+def test_every_command_also_answers_to_the_directory_name(
+    project: Path, dev_env: dict[str, str]
+) -> None:
+    assert project.name == "twelve-factor-service"
+    for kind in ("dev", "admin"):
+        result = subprocess.run(
+            [str(project / ".venv" / "bin" / f"{project.name}-{kind}"), "--help"],
+            env=dev_env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "usage:" in result.stdout
+
+
+def test_the_readme_try_it_block_runs_as_pasted(
+    project: Path,
+    dev_runs: Callable[[dict[str, str]], DevRun],
+    dev_root: Path,
+    dev_env: dict[str, str],
+) -> None:
+    text = (project / "README.md").read_text()
+    block = re.search(r"## Try it\n.*?```sh\n(.*?)```", text, re.DOTALL)
+    assert block
+    run = dev_runs(dev_env)
+    run.wait_for("| ready: ")
+    pasted = block[1].replace("localhost:8000", f"localhost:{run.port}")
+    result = subprocess.run(
+        ["bash", "-e", "-c", pasted], cwd=dev_root, capture_output=True, text=True, check=False
+    )
+    assert run.end("ctrl-c") == 0
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count('"error"') == 1, out  # the request without a key, and no other
+    assert '"missing API key"' in out
+    assert '"title":"Hello"' in out
+    assert '"body":"edited"' in out
+    assert '"words":3' in out, "the stats the worker computed"
+    assert out.rstrip().endswith("204")
