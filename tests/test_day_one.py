@@ -247,7 +247,7 @@ def test_readme_migration_recipe_writes_a_numbered_revision_that_passes_ruff(
     env["PORT"] = str(_free_port())
     result = _in_project(shlex.split(recipe), project, env)
     assert result.returncode == 0, result.stderr[-3000:]
-    versions = project / "src" / "twelve_factor_service" / "db" / "migrations" / "versions"
+    versions = project / "src" / "twelve_factor_service" / "migrations" / "versions"
     assert sorted(path.name for path in versions.glob("*.py")) == [
         "0001_create_notes.py",
         "0002_create_note_stats.py",

@@ -70,7 +70,7 @@ def test_a_new_migration_is_applied_once_before_the_restart_and_a_failed_one_is_
     project: Path, dev: DevRun
 ) -> None:
     dev.wait_for("| ready: ")
-    versions = project / "src" / "twelve_factor_service" / "db" / "migrations" / "versions"
+    versions = project / "src" / "twelve_factor_service" / "migrations" / "versions"
     added = versions / "0004_add_a_probe_table.py"
     text = HEADER.format(
         title="Add a probe table.", revision="0004", down="0003", sql="CREATE TABLE probe (id int)"

@@ -3,6 +3,9 @@
 With TEST_DATABASE_URL or TEST_REDIS_URL unset, the run starts throwaway local servers (the dev
 group's PostgreSQL and Valkey) in a temporary directory, shared by the xdist workers, and
 removes them at the end.
+
+The service's own variables (DATABASE_URL, REDIS_URL, ...) point at those servers in this process
+too, set before any test module is imported: the jobs broker is built from them on import.
 """
 
 from __future__ import annotations
@@ -24,10 +27,8 @@ from httpx import ASGITransport, AsyncClient
 from redis.asyncio import Redis
 
 from {{ cookiecutter.package_name }}.apikeys.service import create_key
-from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.db.migrate import migrate
 from {{ cookiecutter.package_name }}.db.pool import Database
-from {{ cookiecutter.package_name }}.jobs.broker import build_broker
 from {{ cookiecutter.package_name }}.localservers import (
     LocalPostgres,
     LocalValkey,
@@ -46,6 +47,8 @@ from factor_report import (  # noqa: F401  # hooks of the twelve-factor report
 from support import (
     TEST_DATABASE_URL,
     TEST_REDIS_URL,
+    TEST_SECRET,
+    base_database_url,
     base_redis_url,
     create_database,
     drop_database,
@@ -57,8 +60,17 @@ THROWAWAY_SERVERS = pytest.StashKey[tuple[Path, list[LocalPostgres | LocalValkey
 
 def pytest_configure(config: pytest.Config) -> None:
     """Start throwaway servers for what TEST_DATABASE_URL and TEST_REDIS_URL do not name."""
-    if hasattr(config, "workerinput"):
-        return  # an xdist worker: the controller has started them and set the variables
+    if not hasattr(config, "workerinput"):  # xdist workers find them started, the variables set
+        _start_throwaway_servers(config)
+    os.environ |= {
+        "APP_ENV": "test",
+        "DATABASE_URL": base_database_url(),
+        "REDIS_URL": base_redis_url(),
+        "SECRET_KEY": TEST_SECRET,
+    }
+
+
+def _start_throwaway_servers(config: pytest.Config) -> None:
     wanted = [name for name in (TEST_DATABASE_URL, TEST_REDIS_URL) if not os.environ.get(name)]
     if not wanted:
         return
@@ -105,6 +117,8 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture(scope="session")
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     """The app with its lifespan running, for the whole session."""
+    from {{ cookiecutter.package_name }}.app import create_app  # noqa: PLC0415  # after configure
+
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
@@ -187,11 +201,13 @@ def redis_sync() -> Iterator[sync_redis.Redis]:
 
 
 @pytest.fixture
-def broker(settings: Settings, redis_sync: sync_redis.Redis) -> Iterator[RedisBroker]:
-    """The jobs broker, built from settings as every process builds it, on an empty Redis."""
-    jobs_broker = build_broker(settings)
-    yield jobs_broker
-    jobs_broker.client.close()
+def broker(redis_sync: sync_redis.Redis) -> RedisBroker:
+    """The service's jobs broker (built from REDIS_URL, this run's Redis), its Redis emptied."""
+    from {{ cookiecutter.package_name }}.features import SCHEDULE  # noqa: PLC0415
+    from {{ cookiecutter.package_name }}.jobs.broker import broker  # noqa: PLC0415
+
+    assert SCHEDULE  # every feature's jobs are declared on the broker by now
+    return broker
 
 
 @pytest.fixture

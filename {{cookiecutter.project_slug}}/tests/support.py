@@ -36,15 +36,16 @@ TEST_REDIS_URL = "TEST_REDIS_URL"
 
 
 def _worker_redis_url(url: str) -> str:
-    """TEST_REDIS_URL's database moved on by two per xdist worker (gw0 keeps it, gw1 takes +2):
-    each worker empties its own database and the one after it (other_redis_url)."""
+    """TEST_REDIS_URL's database moved on by three per xdist worker (gw0 keeps it, gw1 takes +3):
+    each worker empties its own database, the one after it (other_redis_url) and the third
+    (module_redis_url)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     base, _, number = url.rpartition("/")
-    index = (int(number) if number.isdigit() else 0) + 2 * int(worker.removeprefix("gw") or 0)
-    if index + 1 >= REDIS_DATABASES:
+    index = (int(number) if number.isdigit() else 0) + 3 * int(worker.removeprefix("gw") or 0)
+    if index + 2 >= REDIS_DATABASES:
         raise RuntimeError(
-            f"{TEST_REDIS_URL}: test worker {worker} would need Redis databases {index} and "
-            f"{index + 1}; choose a lower database there or fewer workers (pytest -n)"
+            f"{TEST_REDIS_URL}: test worker {worker} would need Redis databases {index} to "
+            f"{index + 2}; choose a lower database there or fewer workers (pytest -n)"
         )
     return f"{base}/{index}"
 
@@ -57,6 +58,12 @@ def base_database_url() -> str:
 def base_redis_url() -> str:
     """This xdist worker's first Redis database (the next one is other_redis_url's)."""
     return _worker_redis_url(os.environ[TEST_REDIS_URL])
+
+
+def module_redis_url() -> str:
+    """This xdist worker's third Redis database: for a web process that serves a whole test
+    module, so that the jobs it enqueues never reach the queue the other tests read."""
+    return other_redis_url(other_redis_url(base_redis_url()))
 
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"

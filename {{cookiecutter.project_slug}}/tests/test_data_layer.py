@@ -6,13 +6,13 @@ import ast
 import re
 from pathlib import Path
 
-from {{ cookiecutter.package_name }}.db.models import Base
-from {{ cookiecutter.package_name }}.features import FEATURES
+from {{ cookiecutter.package_name }}.db.base import Base
+from {{ cookiecutter.package_name }}.features import MODELS
 
 from support import PROJECT_DIR
 
 SOURCE_DIR = PROJECT_DIR / "src" / "{{ cookiecutter.package_name }}"
-MIGRATIONS_DIR = SOURCE_DIR / "db" / "migrations"
+MIGRATIONS_DIR = SOURCE_DIR / "migrations"
 
 
 def _strings(path: Path) -> list[tuple[int, str]]:
@@ -43,10 +43,10 @@ def test_no_sql_string_outside_the_migrations_names_a_table() -> None:
 def test_every_table_is_declared_by_one_feature() -> None:
     owners: dict[str, list[str]] = {}
     for mapper in Base.registry.mappers:
-        module = mapper.class_.__module__.split(".")
         for mapped in mapper.tables:
-            owners.setdefault(mapped.name, []).append(module[1])
+            owners.setdefault(mapped.name, []).append(mapper.class_.__module__)
     assert set(owners) == set(Base.metadata.tables), "a table declared outside a model class"
-    for table, features in owners.items():
-        assert len(features) == 1, f"{table} is declared {len(features)} times"
-        assert features[0] in FEATURES, f"{table} is declared outside a feature folder"
+    listed = {module.__name__ for module in MODELS}
+    for table, modules in owners.items():
+        assert len(modules) == 1, f"{table} is declared {len(modules)} times"
+        assert modules[0] in listed, f"{table} is declared outside the models in features.py"

@@ -11,7 +11,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from support import Service, auth, base_redis_url, free_port, service_env
+from support import Service, auth, free_port, module_redis_url, service_env
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.process]
 EXAMPLES = 25  # per operation: enough to reach every validation path, bounded in time
@@ -30,7 +30,7 @@ def api(database_url: str) -> Iterator[Api]:
     port = free_port()
     env = service_env(
         DATABASE_URL=database_url,
-        REDIS_URL=base_redis_url(),
+        REDIS_URL=module_redis_url(),
         PORT=str(port),
         APP_ENV="production",
         DOCS_ENABLED="true",

@@ -6,17 +6,17 @@ import subprocess
 import sys
 from typing import cast
 
+import httpx
 import psycopg
 import pytest
 import structlog
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
-from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 
-from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.clock import Clock
 from {{ cookiecutter.package_name }}.db.engine import create_engine
+from {{ cookiecutter.package_name }}.features import SCHEDULE
 from {{ cookiecutter.package_name }}.jobs.queues import (
     QUEUE_DEPTHS_SCHEDULE,
     dead_letters,
@@ -24,7 +24,6 @@ from {{ cookiecutter.package_name }}.jobs.queues import (
     queue_depths,
     requeue,
 )
-from {{ cookiecutter.package_name }}.jobs.registry import declared_jobs, schedule
 from {{ cookiecutter.package_name }}.notes.tasks import (
     BACKFILL_SCHEDULE,
     backfill,
@@ -33,7 +32,7 @@ from {{ cookiecutter.package_name }}.notes.tasks import (
 )
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from support import auth, free_port, insert_note, make_settings, service_env
+from support import Service, auth, free_port, insert_note, service_env
 
 NOTES = "/api/v1/notes"
 
@@ -63,17 +62,25 @@ async def test_writing_a_note_enqueues_its_stats_job_with_the_request_id(
     assert (await client.get(f"{NOTES}/{note_id}/stats")).status_code == 404  # no worker ran
 
 
-async def test_a_note_is_stored_even_when_its_job_cannot_be_enqueued(
+def test_a_note_is_stored_even_when_its_job_cannot_be_enqueued(
     database_url: str, committed: psycopg.Connection
 ) -> None:
+    port = free_port()
     down = f"redis://127.0.0.1:{free_port()}/0"
-    app: FastAPI = create_app(make_settings(database_url, down, rate_limit_per_minute=0))
-    async with (
-        app.router.lifespan_context(app),
-        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as http,
-    ):
-        created = await http.post(NOTES, json={"title": "kept"}, headers=auth(database_url))
+    headers = auth(database_url)
+    env = service_env(
+        DATABASE_URL=database_url, REDIS_URL=down, PORT=str(port), RATE_LIMIT_PER_MINUTE="0"
+    )
+    web = Service("web", env)
+    try:
+        web.wait_http(f"http://127.0.0.1:{port}/healthz")
+        created = httpx.post(
+            f"http://127.0.0.1:{port}{NOTES}", json={"title": "kept"}, headers=headers, timeout=30
+        )
+    finally:
+        web.stop()
     assert created.status_code == 201
+    assert web.events("enqueue failed", job="refresh_note_stats")
     stored = committed.execute("SELECT title FROM notes WHERE id = %s", (created.json()["id"],))
     assert stored.fetchall() == [("kept",)]
 
@@ -117,7 +124,7 @@ def test_malformed_job_arguments_are_refused(poison: object) -> None:
 
 
 def test_a_requeued_dead_letter_starts_with_a_fresh_retry_budget(broker: RedisBroker) -> None:
-    actor = broker.get_actor("refresh_note_stats")
+    actor = refresh_note_stats
     with structlog.contextvars.bound_contextvars(request_id="dead-letter-0001"):
         sent = actor.send_with_options(args=(1,), retries=2, traceback="ValueError: boom")
     # What a worker's nack does to a message that failed its last retry:
@@ -137,8 +144,7 @@ def test_a_requeued_dead_letter_starts_with_a_fresh_retry_budget(broker: RedisBr
 
 
 def test_purged_dead_letters_are_gone_for_good(broker: RedisBroker) -> None:
-    actor = broker.get_actor("refresh_note_stats")
-    sent = [actor.send(note_id) for note_id in (1, 2)]
+    sent = [refresh_note_stats.send(note_id) for note_id in (1, 2)]
     for message in sent:
         broker.do_fetch("default", 1)
         broker.do_nack("default", message.options["redis_message_id"])
@@ -186,13 +192,13 @@ def test_web_loads_neither_the_migrations_nor_the_blocking_driver(database_url: 
     assert result.stdout.strip() == "[]"
 
 
-def test_jobs_and_schedule_entries_are_found_in_the_features() -> None:
-    assert {job.name for job in declared_jobs()} >= {
+def test_jobs_and_schedule_entries_are_declared_by_the_features(broker: RedisBroker) -> None:
+    assert set(broker.get_declared_actors()) >= {
         "report_queue_depths",
         "refresh_note_stats",
         "backfill_note_stats",
     }
-    assert {entry.name: entry.job.name for entry in schedule()}.items() >= {
+    assert {entry.name: entry.job.actor_name for entry in SCHEDULE}.items() >= {
         "queue-depths": "report_queue_depths",
         "note-stats-backfill": "backfill_note_stats",
     }.items()

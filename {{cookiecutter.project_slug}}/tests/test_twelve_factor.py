@@ -36,6 +36,7 @@ from support import (
     create_database,
     drop_database,
     free_port,
+    module_redis_url,
     other_redis_url,
     procfile_command,
     run_admin,
@@ -56,7 +57,7 @@ class RunningWeb(Service):
         self.url = f"http://127.0.0.1:{self.port}"
         settings = {
             "DATABASE_URL": database_url,
-            "REDIS_URL": base_redis_url(),
+            "REDIS_URL": module_redis_url(),
             "PORT": str(self.port),
         }
         super().__init__("web", service_env(**(settings | env)), cwd=cwd)
@@ -252,7 +253,7 @@ def test_factor_05_release_and_web_run_from_one_artefact(web: RunningWeb) -> Non
 def test_factor_06_processes_share_state_only_through_backing_services(
     database_url: str, tmp_path: Path, committed: psycopg.Connection
 ) -> None:
-    Redis.from_url(base_redis_url()).flushdb()
+    Redis.from_url(module_redis_url()).flushdb()
     limit = 3
     if time.time() % 60 > 50:  # the rate limit counts per clock minute: start a fresh one
         time.sleep(61 - time.time() % 60)

@@ -6,17 +6,18 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
 
 from . import observability
-from .api.auth import ApiKeyBackend, refused
+from .api.auth import ApiKeyBackend, refused, require_key
 from .api.health import liveness_body
 from .api.health import router as health_router
-from .api.router import api_router
 from .backing_services import BackingServices
 from .errors import install_error_handlers
+from .features import ROUTERS
+from .jobs.broker import broker
 from .logs import get_logger
 from .middleware import (
     AccessLogMiddleware,
@@ -49,6 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await services.close()
+        broker.client.close()  # the connections the jobs were sent on
         log.info("stopped")
         # The last requests' spans and error reports: a granian worker ends without atexit.
         observability.shutdown()
@@ -71,7 +73,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.liveness_body = liveness_body(settings)
     install_error_handlers(app)
     app.include_router(health_router)
-    app.include_router(api_router)
+    # Every route under /api needs an API key (api/auth.py); the health probes live elsewhere.
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_key)])
+    for router in ROUTERS:
+        api.include_router(router)
+    app.include_router(api)
     # Each add_middleware wraps what is there: the last added runs first for a request.
     app.add_middleware(BodyLimitMiddleware, max_body_size=settings.max_body_size)
     # The key is checked before the body is read.

@@ -8,19 +8,17 @@ from redis.asyncio import Redis
 
 from .apikeys.accepted import AcceptedKeys, RevocationListener
 from .db.pool import Database
-from .jobs.sender import JobSender
 from .redis_connection import async_client
 from .settings import Settings
 
 
 @dataclass(slots=True)
 class BackingServices:
-    """The handles web uses to reach PostgreSQL (pool), Redis (client) and the worker (jobs),
+    """The handles web uses to reach PostgreSQL (pool) and Redis (client),
     and the API keys it accepted lately, kept current by the revocations it listens for."""
 
     settings: Settings
     db: Database
-    jobs: JobSender
     accepted_keys: AcceptedKeys
     revocations: RevocationListener
     _redis: Redis | None = field(default=None, init=False)
@@ -33,7 +31,7 @@ class BackingServices:
         revocations = RevocationListener(settings, accepted)
         revocations.start()
         database = await Database.open(settings)
-        return cls(settings, database, JobSender(settings), accepted, revocations)
+        return cls(settings, database, accepted, revocations)
 
     @property
     def redis(self) -> Redis:
@@ -43,9 +41,8 @@ class BackingServices:
         return self._redis
 
     async def close(self) -> None:
-        """Return every connection: the pool's and Redis' (also the job sender's)."""
+        """Return every connection: the pool's and Redis'."""
         await self.revocations.stop()
-        self.jobs.close()
         if self._redis is not None:
             await self._redis.aclose()
         await self.db.close()

@@ -21,9 +21,7 @@ from dramatiq.brokers.redis import RedisBroker
 
 from . import observability
 from .heartbeat import Heartbeat
-from .jobs.broker import build_broker
-from .jobs.job import Periodic
-from .jobs.registry import schedule
+from .jobs.schedule import Periodic
 from .logs import get_logger
 from .signals import StopSignal
 from .startup import begin, exit_unreachable, reason, unreachable
@@ -60,8 +58,7 @@ class Clock:
                 if not self.broker.client.set(key, self.clock_id, nx=True, ex=expiry):
                     log.debug("tick taken by another clock", schedule=entry.name, tick=tick)
                     continue
-                actor = self.broker.get_actor(entry.job.name)
-                message = actor.send_with_options(scheduled=f"{entry.name}:{tick}")
+                message = entry.job.send_with_options(scheduled=f"{entry.name}:{tick}")
             except redis.RedisError as error:
                 log.warning("tick failed", schedule=entry.name, tick=tick, error=reason(error))
                 continue
@@ -92,11 +89,14 @@ def main() -> None:
     """Entry point of the `clock` process type."""
     settings = begin("clock")
     stop = StopSignal().install()
-    broker = build_broker(settings)
+    # Imported once the settings are known good (the broker is built from them on import).
+    from .features import SCHEDULE  # noqa: PLC0415
+    from .jobs.broker import broker  # noqa: PLC0415
+
     problems = unreachable(redis=broker.client)
     if problems:
         exit_unreachable("clock", problems)
-    clock = Clock(broker, settings.clock_tick_seconds, schedule())
+    clock = Clock(broker, settings.clock_tick_seconds, SCHEDULE)
     log.info(
         "clock started",
         tick_seconds=settings.clock_tick_seconds,

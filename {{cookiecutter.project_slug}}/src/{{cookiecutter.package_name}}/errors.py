@@ -128,8 +128,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
         request_id=rid,
         exc_info=exc,
     )
-    tags = {"method": request.method, "path": request.url.path}
-    observability.report_error(exc, **tags, **({"request_id": rid} if rid else {}))
+    observability.tag_error(request_id=rid)
     headers = {name.decode(): value.decode() for name, value in SECURITY_HEADERS}
     if rid is not None:
         headers["x-request-id"] = rid

@@ -1,22 +1,20 @@
-"""The service's features, one folder each: every registry (tables, routes, jobs, schedule) is
-derived from this tuple and the modules each folder holds."""
+"""The service's features, imported here by name: the routes, tables, jobs and schedule entries of
+the service are these lists. Entry points import this module; no feature imports it."""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from types import ModuleType
+from fastapi import APIRouter
 
-# A feature folder may hold models.py (tables), routes.py (`router`, mounted under /api/v1) and
-# tasks.py (jobs and schedule entries). Add a folder's name here and all three are picked up.
-FEATURES: tuple[str, ...] = ("notes", "apikeys")
+from .apikeys import models as apikeys_models
+from .jobs import queues
+from .jobs.schedule import Periodic
+from .notes import models as notes_models
+from .notes import routes as notes_routes
+from .notes import tasks as notes_tasks
 
-
-def feature_modules(part: str) -> list[ModuleType]:
-    """Each feature's `part` module ("models", "routes", "tasks"), for those that have one."""
-    found = []
-    for feature in FEATURES:
-        name = f"{__package__}.{feature}.{part}"
-        if importlib.util.find_spec(name) is not None:
-            found.append(importlib.import_module(name))
-    return found
+# Routers mounted under /api/v1 (app.py).
+ROUTERS: tuple[APIRouter, ...] = (notes_routes.router,)
+# What the clock enqueues; the jobs themselves are declared on the broker as their module loads.
+SCHEDULE: tuple[Periodic, ...] = (queues.QUEUE_DEPTHS_SCHEDULE, *notes_tasks.SCHEDULE)
+# Modules that declare tables on db.base.Base: what Alembic compares with the migrations.
+MODELS = (apikeys_models, notes_models)

@@ -19,7 +19,6 @@ class StopSignal:
 
     def __init__(self) -> None:
         self.received: str | None = None
-        self.count = 0
 
     def install(self) -> StopSignal:
         """Handle SIGTERM and SIGINT from now on."""
@@ -28,14 +27,8 @@ class StopSignal:
         return self
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        self.count += 1
         if self.received is None:
             self.received = signal.Signals(signum).name
-
-    @property
-    def requested(self) -> bool:
-        """Whether a stop signal has arrived."""
-        return self.received is not None
 
     def sleep(self, seconds: float) -> bool:
         """Sleep up to `seconds`, waking at once on a stop signal; True when one arrived."""
@@ -46,9 +39,3 @@ class StopSignal:
                 break
             time.sleep(min(remaining, self.POLL_SECONDS))
         return self.received is not None
-
-    def wait(self) -> str:
-        """Block until a stop signal arrives; return its name."""
-        while self.received is None:
-            time.sleep(self.POLL_SECONDS)
-        return self.received

@@ -21,6 +21,10 @@ EXIT_POSTGRES = 3
 EXIT_REDIS = 4
 EXIT_BOTH = 5
 EXIT_START = 1  # a part asked for cannot start (observability: METRICS_PORT taken)
+EXIT_UNMIGRATED = 6  # admin check: the schema is behind the code
+EXIT_DATABASE_WAIT = 7  # admin migrate: PostgreSQL did not answer in DB_WAIT_TIMEOUT
+EXIT_KEY_NAME_TAKEN = 8
+EXIT_NO_SUCH_KEY = 9
 
 
 def fail(message: str) -> None:

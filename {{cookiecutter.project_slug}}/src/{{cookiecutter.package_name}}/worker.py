@@ -18,12 +18,7 @@ import time
 from dramatiq import Worker
 
 from . import observability
-from .db.engine import create_engine
 from .heartbeat import Heartbeat
-from .jobs import handles
-from .jobs.broker import POLL_MS, build_broker, job_context
-from .jobs.job import QUEUE
-from .jobs.queues import queue_depths
 from .logs import get_logger
 from .signals import StopSignal
 from .startup import begin, exit_unreachable, unreachable
@@ -35,14 +30,21 @@ def main() -> None:
     """Entry point of the `worker` process type."""
     settings = begin("worker")
     stop = StopSignal().install()
-    broker = build_broker(settings)
-    engine = create_engine(settings, process="worker", pool_size=settings.worker_threads)
+    # Imported once the settings are known good: the broker is built from them on import, and
+    # the features declare their jobs on it.
+    from . import features  # noqa: F401, PLC0415  # every job, declared on the broker
+    from .db.engine import worker_engine  # noqa: PLC0415
+    from .jobs.broker import POLL_MS, broker, job_context  # noqa: PLC0415
+    from .jobs.queues import QUEUE, queue_depths  # noqa: PLC0415
+
+    engine = worker_engine()
     problems = unreachable(redis=broker.client, postgres=engine)
     if problems:
         exit_unreachable("worker", problems)
-    handles.bind(handles.JobHandles(settings, engine, broker))
     observability.watch_queue(QUEUE, lambda: queue_depths(broker, QUEUE))
-    broker.emit_after("process_boot")  # starts the TimeLimit watcher, as `dramatiq` would
+    # What Dramatiq's own command does in each worker process it starts: the TimeLimit
+    # middleware starts its watcher on this signal.
+    broker.emit_after("process_boot")
     worker = Worker(broker, worker_threads=settings.worker_threads, worker_timeout=POLL_MS)
     worker.start()
     log.info(
@@ -68,12 +70,14 @@ def main() -> None:
     # Stops every thread from taking new jobs, waits up to the timeout for the running ones,
     # and puts prefetched messages back on their queue.
     worker.stop(timeout=round(settings.worker_shutdown_timeout * 1000))
-    unfinished = job_context(broker).in_progress()
+    unfinished = job_context.in_progress()
+    # Back to the head of the work, through the worker's consumer as Dramatiq hands back the
+    # messages it had prefetched: another worker takes them at once, without waiting for this
+    # worker's heartbeat to expire. If a job still finishes before we exit, its acknowledgement
+    # finds nothing to remove and the job runs once more (jobs are idempotent).
+    if unfinished:
+        worker.consumers[QUEUE].requeue_messages(unfinished)
     for message in unfinished:
-        # Back to the head of the work: another worker takes it at once, without waiting for
-        # this worker's heartbeat to expire. If the job still finishes before we exit, its
-        # acknowledgement finds nothing to remove and the job runs once more (jobs are idempotent).
-        broker.do_requeue(message.queue_name, message.options["redis_message_id"])
         log.warning("job handed back", job=message.actor_name, message_id=message.message_id)
     broker.client.close()
     log.info(

@@ -1,4 +1,4 @@
-"""Request dependencies: settings, the database pool, the backing services, the job sender.
+"""Request dependencies: settings, the database pool, the backing services.
 
 They are `async def` because they only read the app's state: FastAPI would run a plain `def`
 dependency in a worker thread, for nothing.
@@ -12,7 +12,6 @@ from fastapi import Depends, Request
 
 from ..backing_services import BackingServices
 from ..db.pool import Database
-from ..jobs.sender import JobSender
 from ..settings import Settings
 
 
@@ -34,12 +33,6 @@ async def get_db(request: Request) -> Database:
     return services.db
 
 
-async def get_jobs(services: Annotated[BackingServices, Depends(get_services)]) -> JobSender:
-    """The process's job sender."""
-    return services.jobs
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 ServicesDep = Annotated[BackingServices, Depends(get_services)]
-JobsDep = Annotated[JobSender, Depends(get_jobs)]

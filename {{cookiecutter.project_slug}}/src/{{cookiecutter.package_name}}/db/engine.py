@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 from sqlalchemy import create_engine as _create_engine
 from sqlalchemy.engine import Engine
 
-from ..settings import Settings
+from ..settings import Settings, load_settings
 from . import application_name
 
 
@@ -23,3 +25,11 @@ def create_engine(settings: Settings, *, process: str, pool_size: int = 1) -> En
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout,
     )
+
+
+@functools.cache
+def worker_engine() -> Engine:
+    """The engine of the jobs this process runs: one per process, as SQLAlchemy advises, made on
+    first use, holding at most WORKER_THREADS connections (one per job thread)."""
+    settings = load_settings()
+    return create_engine(settings, process="worker", pool_size=settings.worker_threads)

@@ -19,7 +19,7 @@ from .engine import create_engine
 
 # Any fixed 64-bit number works, as long as every release process of this app uses the same.
 MIGRATION_LOCK_ID = 0x12F_AC70_0001
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).parent.parent / "migrations"
 log = get_logger(__name__)
 
 

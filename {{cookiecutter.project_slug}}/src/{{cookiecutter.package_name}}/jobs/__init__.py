@@ -1,2 +1,2 @@
-"""Background jobs on Dramatiq and Redis: jobs are declared in their feature (jobs/job.py),
-declared as actors by the worker (registry.py), sent by the web (sender.py)."""
+"""Background jobs on Dramatiq and Redis: the broker every job is declared on (broker.py), the
+schedule entries the clock fires (schedule.py), queue depths and dead letters (queues.py)."""

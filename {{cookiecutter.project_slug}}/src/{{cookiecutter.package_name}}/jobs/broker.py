@@ -1,4 +1,11 @@
-"""The Dramatiq broker on Redis, built from settings, and the middleware every job runs through."""
+"""The Dramatiq broker on Redis, built from the environment's settings when this module is first
+imported, and the middleware every job runs through.
+
+Features declare their jobs with Dramatiq's own decorator on this broker
+(`@dramatiq.actor(broker=broker, time_limit=...)`) and send them with `.send(...)`. Every process
+type validates its settings before it imports this module (startup.begin), so a bad
+configuration is refused with one line, not a traceback here.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import threading
 import time
 from typing import Any
 
+import dramatiq
 import structlog
 from dramatiq import Broker, Middleware
 from dramatiq.brokers.redis import RedisBroker
@@ -14,9 +22,8 @@ from dramatiq.middleware import Callbacks, Pipelines, Retries, TimeLimit
 from .. import observability
 from ..logs import get_logger
 from ..redis_connection import blocking_client
-from ..settings import Settings
+from ..settings import Settings, load_settings
 from ..startup import reason
-from .registry import declare_actors
 
 NAMESPACE = "dramatiq"  # prefix of every key Dramatiq keeps in Redis
 # How long idle worker threads and consumers wait before looking again (ms). It bounds how
@@ -48,8 +55,9 @@ class JobContext(Middleware):
 
     Enqueueing copies the `request_id` bound in structlog's context (the web request, or the job
     that enqueues) into the message options; the worker binds it, with the message id and actor,
-    into every log line of that job. This middleware comes first, so its `after_` hooks run last,
-    once Retries has decided whether a failed message is retried or dead-lettered.
+    into every log line of that job, and counts each job's outcome in the metrics (when on).
+    This middleware comes first, so its `after_` hooks run last, once Retries has decided
+    whether a failed message is retried or dead-lettered.
     """
 
     def __init__(self) -> None:
@@ -83,7 +91,10 @@ class JobContext(Middleware):
     ) -> None:
         with self._lock:
             _, started = self._running.get(message.message_id, (None, time.monotonic()))
-        took = round((time.monotonic() - started) * 1000, 1)
+        seconds = time.monotonic() - started
+        outcome = "done" if exception is None else "failed" if message.failed else "retried"
+        observability.job_ended(message.actor_name, outcome, seconds)
+        took = round(seconds * 1000, 1)
         if exception is None:
             log.info("job done", duration_ms=took)
         else:
@@ -128,22 +139,20 @@ class JobContext(Middleware):
             return [message for message, _ in self._running.values()]
 
 
-def build_broker(settings: Settings) -> RedisBroker:
-    """A Redis broker whose every wait is bounded, with the retry policy from settings, and
-    every job of the service (jobs/registry.py) declared on it as an actor."""
-    first, outcomes = observability.job_middleware()  # none while observability is off
-    broker = RedisBroker(  # type: ignore[no-untyped-call]  # Dramatiq leaves it unannotated
+def build_broker(settings: Settings, context: JobContext) -> RedisBroker:
+    """A Redis broker whose every wait is bounded, with the retry policy from settings."""
+    first = observability.job_middleware()  # none while observability is off
+    return RedisBroker(  # type: ignore[no-untyped-call]  # Dramatiq leaves it unannotated
         client=blocking_client(settings),
         namespace=NAMESPACE,
         heartbeat_timeout=_milliseconds(settings.worker_heartbeat_timeout),
         maintenance_chance=settings.worker_maintenance_chance,
         middleware=[
             *first,
-            JobContext(),
+            context,
             TimeLimit(),
             Callbacks(),
             Pipelines(),
-            *outcomes,
             Retries(
                 max_retries=settings.job_max_retries,
                 min_backoff=_milliseconds(settings.job_min_backoff),
@@ -151,13 +160,9 @@ def build_broker(settings: Settings) -> RedisBroker:
             ),
         ],
     )
-    declare_actors(broker)
-    return broker
 
 
-def job_context(broker: Broker) -> JobContext:
-    """The JobContext middleware of a broker made by build_broker."""
-    for middleware in broker.middleware:
-        if isinstance(middleware, JobContext):
-            return middleware
-    raise LookupError("the broker has no JobContext middleware")
+# The process's broker: the jobs of every feature are declared on it when their module is imported.
+job_context = JobContext()
+broker = build_broker(load_settings(), job_context)
+dramatiq.set_broker(broker)

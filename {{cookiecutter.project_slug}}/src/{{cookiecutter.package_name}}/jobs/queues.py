@@ -12,14 +12,15 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import dramatiq
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 
 from ..logs import get_logger
-from . import handles
-from .broker import ATTEMPT_OPTIONS
-from .job import QUEUE, Periodic, job
+from .broker import ATTEMPT_OPTIONS, broker
+from .schedule import Periodic
 
+QUEUE = "default"  # Dramatiq's default queue: every job is sent to it, every worker takes from it
 log = get_logger("jobs")
 
 
@@ -40,10 +41,10 @@ def queue_depths(broker: RedisBroker, queue: str = QUEUE) -> dict[str, int]:
     }
 
 
-@job(time_limit=30)
+@dramatiq.actor(broker=broker, time_limit=30_000)
 def report_queue_depths() -> None:
     """Log the queue depths as one event, for dashboards and alerts (scheduled below)."""
-    log.info("queue depths", queue=QUEUE, **queue_depths(handles.current().broker))
+    log.info("queue depths", queue=QUEUE, **queue_depths(broker))
 
 
 QUEUE_DEPTHS_SCHEDULE = Periodic("queue-depths", every=1, job=report_queue_depths)

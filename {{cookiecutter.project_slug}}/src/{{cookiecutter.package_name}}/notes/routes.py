@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from asyncpg import Record
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 
-from ..api.deps import DatabaseDep, JobsDep
-from ..jobs.sender import JobSender
+from ..api.deps import DatabaseDep
 from ..logs import get_logger
 from . import service
 from .cursor import decode_cursor, encode_cursor
@@ -22,13 +22,14 @@ NoteId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 log = get_logger(__name__)
 
 
-async def _refresh_stats(jobs: JobSender, note_id: int) -> None:
+async def _refresh_stats(note_id: int) -> None:
     # The note is stored whatever happens here: if Redis fails us, the clock's backfill job
-    # computes the stats later, so the write still succeeds.
+    # computes the stats later, so the write still succeeds. The send runs in a thread (it waits
+    # on Redis, at most REDIS_TIMEOUT), which carries the request id along in its context.
     try:
-        await jobs.send(refresh_note_stats, note_id)
+        await asyncio.to_thread(refresh_note_stats.send, note_id)
     except Exception:  # any enqueue failure: log it and answer the write
-        log.exception("enqueue failed", job=refresh_note_stats.name, note_id=note_id)
+        log.exception("enqueue failed", job=refresh_note_stats.actor_name, note_id=note_id)
 
 
 def _found(note: Record | None) -> NoteOut:
@@ -38,10 +39,10 @@ def _found(note: Record | None) -> NoteOut:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, dependencies=writes)
-async def create_note(data: NoteIn, db: DatabaseDep, jobs: JobsDep) -> NoteOut:
+async def create_note(data: NoteIn, db: DatabaseDep) -> NoteOut:
     """Create a note; the worker computes its stats in the background."""
     note = await service.create_note(db, data)
-    await _refresh_stats(jobs, note["id"])
+    await _refresh_stats(note["id"])
     return NoteOut.model_validate(dict(note))
 
 
@@ -77,18 +78,18 @@ async def read_note_stats(note_id: NoteId, db: DatabaseDep) -> NoteStatsOut:
 
 
 @router.put("/{note_id}", dependencies=writes)
-async def replace_note(note_id: NoteId, data: NoteIn, db: DatabaseDep, jobs: JobsDep) -> NoteOut:
+async def replace_note(note_id: NoteId, data: NoteIn, db: DatabaseDep) -> NoteOut:
     """Replace a note's title and body."""
     note = _found(await service.update_note(db, note_id, data))
-    await _refresh_stats(jobs, note_id)
+    await _refresh_stats(note_id)
     return note
 
 
 @router.patch("/{note_id}", dependencies=writes)
-async def patch_note(note_id: NoteId, data: NotePatch, db: DatabaseDep, jobs: JobsDep) -> NoteOut:
+async def patch_note(note_id: NoteId, data: NotePatch, db: DatabaseDep) -> NoteOut:
     """Change some fields of a note."""
     note = _found(await service.update_note(db, note_id, data))
-    await _refresh_stats(jobs, note_id)
+    await _refresh_stats(note_id)
     return note
 
 

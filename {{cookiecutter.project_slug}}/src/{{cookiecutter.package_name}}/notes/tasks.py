@@ -1,17 +1,20 @@
 """Jobs and schedule entries of the notes feature: derived data, computed idempotently.
 
-The worker runs them in its threads, on its blocking engine (jobs/handles.py); the web sends
-them by import (`await jobs.send(refresh_note_stats, note.id)`).
+Declared with Dramatiq's own decorator on the service's broker (jobs/broker.py). The worker runs
+them in its threads, on the process's blocking engine (db/engine.py); the web sends them with
+`refresh_note_stats.send(note_id)`, off its event loop.
 """
 
 from __future__ import annotations
 
 import time
 
+import dramatiq
 from sqlalchemy.engine import Engine
 
-from ..jobs import handles
-from ..jobs.job import Periodic, job
+from ..db.engine import worker_engine
+from ..jobs.broker import broker
+from ..jobs.schedule import Periodic
 from ..logs import get_logger
 from . import service
 
@@ -26,7 +29,7 @@ def store_note_stats(engine: Engine, note_id: int) -> str:
         return service.store_note_stats(connection, note_id)
 
 
-@job(time_limit=60)
+@dramatiq.actor(broker=broker, time_limit=60_000)
 def refresh_note_stats(note_id: int, work_seconds: float = 0.0) -> None:
     """Compute a note's stats. Running it twice changes nothing the second time.
 
@@ -37,7 +40,7 @@ def refresh_note_stats(note_id: int, work_seconds: float = 0.0) -> None:
         raise ValueError("note_id must be a positive integer")
     if work_seconds > 0:
         time.sleep(min(float(work_seconds), MAX_WORK_SECONDS))
-    outcome = store_note_stats(handles.engine(), note_id)
+    outcome = store_note_stats(worker_engine(), note_id)
     log.info("note stats", note_id=note_id, outcome=outcome)
 
 
@@ -49,14 +52,15 @@ def backfill(engine: Engine, batch: int = BACKFILL_BATCH) -> tuple[int, int]:
     return outcomes.count("stored"), len(note_ids)
 
 
-@job(time_limit=300)
+@dramatiq.actor(broker=broker, time_limit=300_000)
 def backfill_note_stats() -> None:
     """Compute the stats of notes that have none, a batch at a time (scheduled below).
 
     Catches notes whose job was never enqueued, e.g. when Redis was down as they were created.
     """
-    stored, checked = backfill(handles.engine())
+    stored, checked = backfill(worker_engine())
     log.info("note stats backfilled", stored=stored, checked=checked)
 
 
 BACKFILL_SCHEDULE = Periodic("note-stats-backfill", every=10, job=backfill_note_stats)
+SCHEDULE = (BACKFILL_SCHEDULE,)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -57,8 +56,6 @@ def configure(settings: Settings, process_type: str) -> list[Processor]:
         tracing.configure(settings, process_type)
         processors.append(tracing.add_trace_ids)
         _on.tracing = True
-    else:
-        _keep_the_sdk_out()
     if settings.metrics_port is not None:
         from . import metrics  # noqa: PLC0415  # only when METRICS_PORT is set
 
@@ -67,20 +64,6 @@ def configure(settings: Settings, process_type: str) -> list[Processor]:
             metrics.serve(settings, process_type)
         _on.metrics = True
     return processors
-
-
-# redis-py (8.1+) imports the SDK's metrics at import time whenever the SDK is installed, for
-# metrics of its own that are off unless asked for: about 40 ms of web's start-up (importing
-# redis and redis.asyncio, median of 9 alternating starts: 205 ms with it, 163 ms without), and
-# the SDK loaded while tracing is off. Marked absent, redis' optional import finds nothing, as if
-# the SDK were not installed. Tracing cannot be switched on later in a process: nothing else
-# needs it.
-_REDIS_OPTIONAL_IMPORT = "opentelemetry.sdk"
-
-
-def _keep_the_sdk_out() -> None:
-    """With tracing off, keep redis-py from loading the OpenTelemetry SDK (when not yet loaded)."""
-    sys.modules.setdefault(_REDIS_OPTIONAL_IMPORT, None)  # type: ignore[arg-type]
 
 
 def serve_web_metrics(settings: Settings) -> None:
@@ -121,25 +104,22 @@ def request_ended(scope: Scope, status: int, seconds: float) -> None:
         ended(scope, status, seconds)
 
 
-def job_middleware() -> tuple[list[Middleware], list[Middleware]]:
-    """Dramatiq middleware of the parts switched on, for jobs/broker.py to place: those that go
-    first (the trace spans every other hook), and those that go just before Retries (their
-    after-hooks run once Retries has decided on a retry)."""
-    first: list[Middleware] = []
-    outcomes: list[Middleware] = []
+def job_middleware() -> list[Middleware]:
+    """Dramatiq middleware of the parts switched on, to go first on the broker: the trace spans
+    every other hook. (Sentry's Dramatiq integration adds its own middleware itself.)"""
     if _on.tracing:
         from .tracing import TraceContext  # noqa: PLC0415
 
-        first.append(TraceContext())
+        return [TraceContext()]
+    return []
+
+
+def job_ended(job: str, outcome: str, seconds: float) -> None:
+    """Count and time a job by its outcome: done, retried or failed (jobs/broker.py)."""
     if _on.metrics:
-        from .metrics import JobMetrics  # noqa: PLC0415
+        from .metrics import job_ended as ended  # noqa: PLC0415
 
-        outcomes.append(JobMetrics())
-    if _on.errors:
-        from .errors import JobErrors  # noqa: PLC0415
-
-        outcomes.append(JobErrors())
-    return first, outcomes
+        ended(job, outcome, seconds)
 
 
 def watch_queue(queue: str, depths: Callable[[], Mapping[str, int]]) -> None:
@@ -151,12 +131,14 @@ def watch_queue(queue: str, depths: Callable[[], Mapping[str, int]]) -> None:
         watch(queue, depths)
 
 
-def report_error(error: BaseException, **tags: str) -> None:
-    """Send an unhandled error to Sentry (when on); the caller has logged it already."""
+def tag_error(**tags: str | None) -> None:
+    """Tag the error being handled: Sentry's Starlette integration reports it as it leaves the
+    app, once the request's log context is gone (nothing while Sentry is off)."""
     if _on.errors:
-        from .errors import report  # noqa: PLC0415
+        import sentry_sdk  # noqa: PLC0415
 
-        report(error, **tags)
+        for name, value in tags.items():
+            sentry_sdk.set_tag(name, value)
 
 
 @contextlib.contextmanager

@@ -1,10 +1,10 @@
 """Error reports to Sentry (SENTRY_DSN): unhandled errors of web, worker and clock, with the
 release, the environment and the request id; never secrets, key-carrying headers or bodies.
 
-Only our own reporting is used: the web's last-resort handler (middleware.py) and a Dramatiq
-middleware report what they catch, and the SDK's default integrations report a crash of a
-process. Sentry's auto-enabled framework integrations stay off (they would patch the libraries),
-as do local variables in stack frames (they may hold a secret). Imported only with SENTRY_DSN.
+The SDK's own integrations report: FastAPI's and Starlette's (a request's unhandled error),
+Dramatiq's (a job's error, each failed attempt; Sentry groups them into one issue) and the
+default ones (a crash of a process). What they send passes `scrub` first. Local variables in
+stack frames stay out (they may hold a secret). Imported only with SENTRY_DSN.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import sentry_sdk
 import structlog
-from dramatiq import Broker, Middleware
+from sentry_sdk.integrations.dramatiq import DramatiqIntegration
+from sentry_sdk.integrations.fastapi import FastApiIntegration
 from sentry_sdk.integrations.logging import LoggingIntegration
+from sentry_sdk.integrations.starlette import StarletteIntegration
 
 if TYPE_CHECKING:
     from sentry_sdk.types import Event, Hint
@@ -33,7 +35,8 @@ _secrets: tuple[str, ...] = ()
 
 
 def configure(settings: Settings, process_type: str) -> None:
-    """Start the Sentry SDK for this process."""
+    """Start the Sentry SDK for this process (before the jobs broker is built: Dramatiq's
+    integration adds its middleware to every broker made after this)."""
     global _secrets  # noqa: PLW0603  # the settings' secrets, set once at start-up
     _secrets = tuple(settings.secret_values)
     assert settings.sentry_dsn is not None  # noqa: S101  # called only when it is set
@@ -45,19 +48,16 @@ def configure(settings: Settings, process_type: str) -> None:
         max_request_body_size="never",
         include_local_variables=False,
         auto_enabling_integrations=False,
-        # Log records stay breadcrumbs: errors are reported once, by the code that catches them.
-        integrations=[LoggingIntegration(event_level=None)],
+        # Log records stay breadcrumbs: errors are reported once, by the integrations.
+        integrations=[
+            LoggingIntegration(event_level=None),
+            StarletteIntegration(),
+            FastApiIntegration(),
+            DramatiqIntegration(),
+        ],
         before_send=scrub,
     )
     sentry_sdk.set_tag("process_type", process_type)
-
-
-def report(error: BaseException, **tags: str) -> None:
-    """Send one error, tagged with the request or job context of this thread and `tags`."""
-    with sentry_sdk.new_scope() as scope:
-        for name, value in tags.items():
-            scope.set_tag(name, value)
-        sentry_sdk.capture_exception(error)
 
 
 def flush() -> None:
@@ -93,18 +93,3 @@ def scrub(event: Event, _hint: Hint) -> Event | None:
         }
     cleaned: Event = _without_secrets(event)
     return cleaned
-
-
-class JobErrors(Middleware):
-    """Report a job's error once it will not be retried (dead-lettered)."""
-
-    def after_process_message(
-        self,
-        broker: Broker,
-        message: Any,
-        *,
-        result: object = None,
-        exception: BaseException | None = None,
-    ) -> None:
-        if exception is not None and message.failed:
-            report(exception, job=message.actor_name)

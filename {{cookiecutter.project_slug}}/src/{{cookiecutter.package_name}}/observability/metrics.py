@@ -9,12 +9,9 @@ when METRICS_PORT is set; for web, only after PROMETHEUS_MULTIPROC_DIR is set (_
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from dramatiq import Broker, Middleware
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import start_http_server as serve_metrics
 from prometheus_client.core import GaugeMetricFamily
@@ -115,27 +112,10 @@ def request_ended(scope: Scope, status: int, seconds: float) -> None:
         POOL_IDLE.set(idle)
 
 
-class JobMetrics(Middleware):
-    """Count and time each job by its outcome (after Retries has decided on a retry)."""
-
-    def __init__(self) -> None:
-        self._started = threading.local()  # a job's hooks all run on its worker thread
-
-    def before_process_message(self, broker: Broker, message: Any) -> None:
-        self._started.at = time.perf_counter()
-
-    def after_process_message(
-        self,
-        broker: Broker,
-        message: Any,
-        *,
-        result: object = None,
-        exception: BaseException | None = None,
-    ) -> None:
-        took = time.perf_counter() - getattr(self._started, "at", time.perf_counter())
-        outcome = "done" if exception is None else "failed" if message.failed else "retried"
-        JOBS.labels(message.actor_name, outcome).inc()
-        JOB_DURATION.labels(message.actor_name, outcome).observe(took)
+def job_ended(job: str, outcome: str, seconds: float) -> None:
+    """Count and time a job by its outcome."""
+    JOBS.labels(job, outcome).inc()
+    JOB_DURATION.labels(job, outcome).observe(seconds)
 
 
 class QueueCollector(Collector):
