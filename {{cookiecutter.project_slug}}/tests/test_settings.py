@@ -115,6 +115,7 @@ def test_platform_postgres_urls_are_kept_and_derived_per_driver(
         # the local servers' Unix-socket form, which pydantic's URL parser alone refuses
         ("DATABASE_URL", "postgresql://postgres@/postgres?host=/tmp/local%20servers"),
         ("DATABASE_URL", "postgresql://postgres:@:5433/app?host=/tmp/sockets"),
+        ("DATABASE_URL", "postgresql://postgres@/app_test?host=%2Ftmp%2Fservers%2Fpostgres"),
         ("DATABASE_URL", "postgresql://app:pw@db1.internal:5432,db2.internal:5432/app"),
         ("REDIS_URL", "rediss://:pw@cache.internal:6380/1"),
         ("REDIS_URL", "unix:///run/valkey/valkey.sock?db=2"),
