@@ -7,20 +7,45 @@ import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import SplitResult, parse_qs, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AnyUrl,
+    Field,
+    HttpUrl,
+    IPvAnyNetwork,
+    PostgresDsn,
+    SecretStr,
+    StringConstraints,
+    TypeAdapter,
+    UrlConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Secrets that ship in examples and docs; a production process refuses to start with one.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev-secret-key-change-me"})
 MIN_SECRET_LENGTH = 32
-_POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg", "postgresql+asyncpg")
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-_PROXY_PATTERN = re.compile(r"^[0-9A-Fa-f:.]+(/\d{1,3})?$|^unix:")
-_HOST_PATTERN = re.compile(r"^(\*|(\*\.)?[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])$")
+
+# pydantic's URL types check the scheme, host and port of the secret URLs, which stay SecretStr
+# (DATABASE_URL and REDIS_URL as given): the validators below parse them with these adapters.
+_POSTGRES_SCHEMES = ["postgres", "postgresql", "postgresql+psycopg", "postgresql+asyncpg"]
+_POSTGRES_URL = TypeAdapter(
+    Annotated[PostgresDsn, UrlConstraints(allowed_schemes=_POSTGRES_SCHEMES)]
+)
+_REDIS_URL = TypeAdapter(
+    Annotated[AnyUrl, UrlConstraints(allowed_schemes=["redis", "rediss", "unix"])]
+)
+_HTTP_URL = TypeAdapter(HttpUrl)
 
 CommaList = Annotated[list[str], NoDecode]
+# A host name, *.domain, * or a bracketed IPv6 address: no pydantic type takes the wildcards.
+HostName = Annotated[
+    str,
+    StringConstraints(to_lower=True, pattern=r"^(\*|(\*\.)?[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])$"),
+]
 
 
 def _package_version() -> str:
@@ -30,14 +55,13 @@ def _package_version() -> str:
         return "0+unknown"
 
 
-def _split_url(raw: str) -> SplitResult:
-    """The URL's parts; ValueError (naming no part of the value) when its port is malformed."""
-    parts = urlsplit(raw)
+def _parse[U](url_type: TypeAdapter[U], raw: str) -> U:
+    """raw parsed by one of pydantic's URL types; a ValueError giving pydantic's reason, which
+    names no part of the value."""
     try:
-        parts.port  # noqa: B018  # parsing the port is the check
-    except ValueError:
-        raise ValueError("has a malformed port (a number from 1 to 65535)") from None
-    return parts
+        return url_type.validate_python(raw)
+    except ValidationError as error:
+        raise ValueError(error.errors(include_input=False)[0]["msg"]) from None
 
 
 class ConfigError(Exception):
@@ -65,10 +89,14 @@ class Settings(BaseSettings):
     secret_key_fallbacks: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    allowed_hosts: CommaList = Field(default_factory=list, validate_default=True)
+    allowed_hosts: Annotated[list[HostName], NoDecode] = Field(
+        default_factory=list, validate_default=True
+    )
     cors_origins: CommaList = Field(default_factory=list)
     # Proxies whose X-Forwarded-For/-Proto are believed (default: loopback only).
-    forwarded_allow_ips: CommaList = Field(default_factory=lambda: ["127.0.0.1"])
+    forwarded_allow_ips: Annotated[list[IPvAnyNetwork | Literal["*"]], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1"], validate_default=True
+    )
     docs_enabled: bool | None = None
     max_body_size: int = Field(default=1_048_576, ge=1)
 
@@ -106,7 +134,7 @@ class Settings(BaseSettings):
 
     # Observability (docs/observability.md): each is off, and its packages never imported,
     # while its variable is unset. The OpenTelemetry SDK reads the other OTEL_* variables itself.
-    otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_endpoint: HttpUrl | None = None
     otel_service_name: str | None = None
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     sentry_dsn: SecretStr | None = None
@@ -120,29 +148,32 @@ class Settings(BaseSettings):
     @classmethod
     def _check_database_url(cls, value: SecretStr) -> SecretStr:
         raw = value.get_secret_value().strip()
-        scheme, sep, rest = raw.partition("://")
-        if not sep or scheme not in _POSTGRES_SCHEMES or not rest:
-            raise ValueError("must be a PostgreSQL URL: postgresql://user:password@host:port/name")
-        parts = _split_url(raw)
-        if not parts.hostname and "host" not in parse_qs(parts.query):
-            raise ValueError("names no host: postgresql://user:password@host:port/name")
+        parts = urlsplit(raw)
+        if parts.hostname is None and "host" in parse_qs(parts.query):
+            # libpq's Unix-socket form (the local servers' URL: the socket's directory in
+            # `?host=`, none in the authority), which pydantic refuses: parsed with a stand-in.
+            user, at, port = parts.netloc.rpartition("@")
+            raw_with_host = parts._replace(netloc=f"{user}{at}localhost{port}").geturl()
+            _parse(_POSTGRES_URL, raw_with_host)
+        else:
+            _parse(_POSTGRES_URL, raw)
         return SecretStr(raw)
 
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: SecretStr) -> SecretStr:
         raw = value.get_secret_value().strip()
-        if not raw.startswith(_REDIS_SCHEMES) or raw.endswith("://"):
-            raise ValueError("must be a Redis URL: redis://host:port/db or rediss://...")
-        parts = _split_url(raw)
-        if parts.scheme == "unix" and not parts.path:
-            raise ValueError("names no socket: unix:///path/to/socket?db=0")
-        if parts.scheme != "unix":
-            if not parts.hostname:
-                raise ValueError("names no host: redis://host:port/db")
-            database = parts.path.strip("/")
-            if database and not database.isdigit():
-                raise ValueError("has a malformed database number: redis://host:port/db")
+        url = _parse(_REDIS_URL, raw)
+        # redis-py reads the socket of unix:// and the database number of redis:// from the
+        # path, which no pydantic type checks (RedisDsn would also make `redis://` localhost).
+        database = (url.path or "").strip("/")
+        if url.scheme == "unix":
+            if not url.path:
+                raise ValueError("names no socket: unix:///path/to/socket?db=0")
+        elif not url.host:
+            raise ValueError("names no host: redis://host:port/db")
+        elif database and not database.isdigit():
+            raise ValueError("has a malformed database number: redis://host:port/db")
         return SecretStr(raw)
 
     @field_validator("secret_key")
@@ -178,22 +209,11 @@ class Settings(BaseSettings):
             raise ValueError("holds a key too short to have been a SECRET_KEY")
         return value
 
-    @field_validator("forwarded_allow_ips")
-    @classmethod
-    def _trusted_proxies(cls, value: list[str]) -> list[str]:
-        bad = [item for item in value if item != "*" and not _PROXY_PATTERN.match(item)]
-        if bad:
-            raise ValueError(f"holds {len(bad)} malformed address(es); use IPs, CIDRs or *")
-        return value
-
     @field_validator("allowed_hosts")
     @classmethod
     def _hosts_required_in_production(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        bad = [host for host in value if not _HOST_PATTERN.match(host)]
-        if bad:
-            raise ValueError(f"holds {len(bad)} malformed host name(s); use host, *.domain or *")
         if value:
-            return [host.lower() for host in value]
+            return value
         if info.data.get("app_env", "production") == "production":
             raise ValueError("is required in production (comma-separated host names, or *)")
         return ["*"]
@@ -203,32 +223,16 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("otel_exporter_otlp_endpoint")
-    @classmethod
-    def _check_otlp_endpoint(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = _split_url(value.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an OTLP/HTTP URL: http://collector:4318")
-        return value.strip()
-
     @field_validator("sentry_dsn")
     @classmethod
     def _check_sentry_dsn(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
             return None
-        raw = value.get_secret_value().strip()
-        parts = _split_url(raw)
-        project = parts.path.rstrip("/").rpartition("/")[2]
-        if (
-            parts.scheme not in ("http", "https")
-            or not parts.username
-            or not parts.hostname
-            or not project.isdigit()
-        ):
+        url = _parse(_HTTP_URL, value.get_secret_value())
+        # What the Sentry SDK also requires, which HttpUrl does not: a public key, a project id.
+        if not url.username or not (url.path or "").rpartition("/")[2].isdigit():
             raise ValueError("must be a Sentry DSN: https://public-key@host/project-id")
-        return SecretStr(raw)
+        return SecretStr(str(url))
 
     @field_validator("metrics_port")
     @classmethod
@@ -281,7 +285,8 @@ def describe_errors(error: ValidationError) -> str:
         name = str(item["loc"][0]).upper() if item["loc"] else "SETTINGS"
         reason = "is missing" if item["type"] == "missing" else item["msg"]
         reason = reason.removeprefix("Value error, ")
-        problems.setdefault(name, []).append(reason)
+        if reason not in problems.setdefault(name, []):  # one line per reason, not per item
+            problems[name].append(reason)
     parts = [f"{name} {'; '.join(reasons)}" for name, reasons in sorted(problems.items())]
     return "invalid configuration: " + ", ".join(parts)
 

@@ -40,7 +40,7 @@ def app() -> ASGIApp:
     from .app import create_app  # noqa: PLC0415  # loaded by the workers, after the check
 
     served: ASGIApp = wrap_asgi_with_proxy_headers(
-        create_app(settings), settings.forwarded_allow_ips
+        create_app(settings), [str(proxy) for proxy in settings.forwarded_allow_ips]
     )
     signal.signal(signal.SIGTERM, inherited)
     return served
