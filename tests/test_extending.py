@@ -17,6 +17,38 @@ DOC = "docs/extending.md"
 NAMED_BLOCK = re.compile(r"^ *`([\w/]+\.py)`[^\n]*:\n\n *```python\n(.*?)^ *```", re.M | re.S)
 
 
+# Step 4 of "Add a field", for the three fields: the edges of each column's bounds, and past them.
+NOTE_FIELDS_TEST = """\
+\"\"\"Notes have a priority, a pin and a label, each within its column's bounds.\"\"\"
+
+from __future__ import annotations
+
+from httpx import AsyncClient
+
+NOTES = "/api/v1/notes"
+LOWEST = -(2**31)
+
+
+async def test_a_note_keeps_its_priority_pin_and_label(client: AsyncClient) -> None:
+    body = {"title": "p", "priority": 2**31 - 1, "pinned": True, "label": "x" * 40}
+    created = await client.post(NOTES, json=body)
+    assert created.status_code == 201
+    note = f"{NOTES}/{created.json()['id']}"
+    patched = (await client.patch(note, json={"priority": LOWEST, "pinned": False})).json()
+    assert (patched["priority"], patched["pinned"]) == (LOWEST, False)
+    read = (await client.get(note)).json()
+    assert (read["priority"], read["pinned"], read["label"]) == (LOWEST, False, "x" * 40)
+    listed = (await client.get(NOTES)).json()["items"]
+    assert {"priority", "pinned", "label"} <= listed[0].keys()
+
+
+async def test_a_priority_or_label_beyond_its_column_is_422(client: AsyncClient) -> None:
+    for body in ({"priority": 2**31}, {"priority": LOWEST - 1}, {"label": "x" * 41}):
+        answer = await client.post(NOTES, json={"title": "p", **body})
+        assert answer.status_code == 422, body
+"""
+
+
 def _run(command: list[str], project: Path, env: dict[str, str]) -> str:
     result = subprocess.run(
         command, cwd=project, env=env, capture_output=True, text=True, timeout=600, check=False
@@ -54,8 +86,20 @@ def _commit(project: Path, message: str) -> None:
     subprocess.run([*git, "commit", "-qm", message], cwd=project, check=True)
 
 
-def add_the_field(project: Path, package: str) -> None:
-    """Steps 1, 3 and 4 of "Add a field" (step 2 is the migration)."""
+def add_the_field(project: Path, package: str, recipe: str) -> None:
+    """Steps 1, 3 and 4 of "Add a field" (step 2 is the migration): its `priority`, and by its
+    table of bounds a `pinned` and a `label` beside it."""
+    section = recipe[recipe.index("## Add a field") : recipe.index("## Add a feature")]
+    priority = {
+        "model": '    priority: Mapped[int] = mapped_column(Integer, server_default="0")\n',
+        "import": "from ..db.integers import Int32\n",
+        "in": "    priority: Int32 = 0\n",
+        "patch": "    priority: Int32 | None = None\n",
+        "out": "    priority: int\n",
+    }
+    for line in priority.values():
+        assert line.strip() in section, line
+    assert "| `String(n)` | `StoredText = Field(max_length=n)`" in section
     notes = project / "src" / package / "notes"
     _replace(
         notes / "models.py",
@@ -66,37 +110,38 @@ def add_the_field(project: Path, package: str) -> None:
         notes / "models.py",
         '    body: Mapped[str] = mapped_column(Text, default="")\n',
         '    body: Mapped[str] = mapped_column(Text, default="")\n'
-        "    pinned: Mapped[bool] = mapped_column(server_default=false())\n",
+        + priority["model"]
+        + "    pinned: Mapped[bool] = mapped_column(server_default=false())\n"
+        + '    label: Mapped[str] = mapped_column(String(40), server_default="")\n',
     )
     schemas = notes / "schemas.py"
     _replace(
         schemas,
+        "from ..db.text import StoredText\n",
+        priority["import"] + "from ..db.text import StoredText\n",
+    )
+    _replace(
+        schemas,
         '    body: StoredText = Field(default="", max_length=BODY_MAX)\n',
-        '    body: StoredText = Field(default="", max_length=BODY_MAX)\n    pinned: bool = False\n',
+        '    body: StoredText = Field(default="", max_length=BODY_MAX)\n'
+        + priority["in"]
+        + "    pinned: bool = False\n"
+        + '    label: StoredText = Field(default="", max_length=40)\n',
     )
     _replace(
         schemas,
         "    body: StoredText | None = Field(default=None, max_length=BODY_MAX)\n",
         "    body: StoredText | None = Field(default=None, max_length=BODY_MAX)\n"
-        "    pinned: bool | None = None\n",
+        + priority["patch"]
+        + "    pinned: bool | None = None\n"
+        + "    label: StoredText | None = Field(default=None, max_length=40)\n",
     )
     _replace(
-        schemas, "    body: str\n    created_at", "    body: str\n    pinned: bool\n    created_at"
+        schemas,
+        "    body: str\n    created_at",
+        "    body: str\n" + priority["out"] + "    pinned: bool\n    label: str\n    created_at",
     )
-    (project / "tests" / "test_pinned.py").write_text(
-        '"""Notes can be pinned."""\n\n'
-        "from __future__ import annotations\n\n"
-        "from httpx import AsyncClient\n\n\n"
-        "async def test_a_note_is_pinned_and_unpinned(client: AsyncClient) -> None:\n"
-        '    created = await client.post("/api/v1/notes", json={"title": "p", "pinned": True})\n'
-        '    assert created.json()["pinned"] is True\n'
-        "    note = f\"/api/v1/notes/{created.json()['id']}\"\n"
-        '    patched = await client.patch(note, json={"pinned": False})\n'
-        '    assert patched.json()["pinned"] is False\n'
-        '    assert (await client.get(note)).json()["pinned"] is False\n'
-        '    listed = (await client.get("/api/v1/notes")).json()["items"]\n'
-        '    assert "pinned" in listed[0]\n'
-    )
+    (project / "tests" / "test_note_fields.py").write_text(NOTE_FIELDS_TEST)
 
 
 def add_the_feature(project: Path, package: str, recipe: str) -> None:
@@ -173,13 +218,13 @@ def test_the_extending_recipe_adds_a_field_and_a_feature_that_pass_every_check(
         subprocess.run(["git", "init", "-q"], cwd=project, check=True)
         _commit(project, "generated")
 
-        add_the_field(project, package)
-        field_migration = autogenerate(project, package, env, "add pinned to notes")
+        add_the_field(project, package, recipe)
+        field_migration = autogenerate(project, package, env, "add priority to notes")
         assert field_migration.name.startswith("0004_"), field_migration.name
-        assert "pinned" in field_migration.read_text()
+        assert all(name in field_migration.read_text() for name in ("priority", "pinned", "label"))
         changed = [path for path in _changed_files(project) if "/migrations/" not in path]
         assert len(changed) <= 3, changed
-        _commit(project, "pinned")
+        _commit(project, "priority, pinned, label")
 
         add_the_feature(project, package, recipe)
         feature_migration = autogenerate(project, package, env, "create reminders")
@@ -197,15 +242,19 @@ def test_the_extending_recipe_adds_a_field_and_a_feature_that_pass_every_check(
         assert " failed" not in output, output[-3000:]
         # This bake is the default Python's full toolchain run (tests/test_generation.py).
         assert " skipped" not in output, output[-3000:]
-        added = (
-            "test_a_note_is_pinned_and_unpinned",
+        # The recipe's tests, and the fuzzing that sends the new fields their bounds' edges.
+        ran = (
+            "test_a_priority_or_label_beyond_its_column_is_422",
             "test_due_reminders_are_marked_sent_once",
             "test_reminders_need_an_api_key",
+            "test_every_integer_and_text_a_client_sends_has_its_bounds",
+            "test_no_request_makes_a_server_error",
         )
-        for test in added:
+        for test in ran:
             assert test in _run(
                 ["uv", "run", "--no-sync", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0",
-                 "--co", "tests/test_pinned.py", "tests/test_reminders.py"], project, env,
+                 "--co", "tests/test_note_fields.py", "tests/test_reminders.py",
+                 "tests/test_fuzz.py"], project, env,
             ), test  # fmt: skip
     finally:
         with admin_connection() as connection:

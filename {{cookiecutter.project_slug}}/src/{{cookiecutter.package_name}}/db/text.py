@@ -20,3 +20,4 @@ def _storable(value: str) -> str:
 
 
 StoredText = Annotated[str, AfterValidator(_storable)]
+"""A text column's value; give it the column's length too: `Field(max_length=n)` for `String(n)`."""
