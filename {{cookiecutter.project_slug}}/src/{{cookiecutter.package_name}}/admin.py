@@ -10,6 +10,7 @@ from collections.abc import Callable
 from redis import RedisError
 
 from .apikeys.service import KeyNameTakenError, create_key, list_keys, revoke_key
+from .db.engine import create_engine
 from .db.migrate import (
     DatabaseRefusedError,
     DatabaseUnavailableError,
@@ -26,16 +27,16 @@ from .notes.schemas import NoteIn
 from .redis_connection import blocking_client
 from .settings import Settings
 from .startup import (
-    EXIT_BOTH,
     EXIT_CONFIG,
     EXIT_DATABASE_WAIT,
     EXIT_KEY_NAME_TAKEN,
     EXIT_NO_SUCH_KEY,
-    EXIT_POSTGRES,
     EXIT_REDIS,
     EXIT_UNMIGRATED,
+    exit_unreachable,
     fail,
     reason,
+    unreachable,
 )
 
 SEED_BATCH = 1_000  # notes per transaction of seed-notes
@@ -60,27 +61,16 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
     """Configuration valid, PostgreSQL and Redis reachable, schema at head."""
-    problems: list[str] = []
-    postgres_ok = redis_ok = True
-    revision = None
-    try:
-        revision = current_revision(settings)
-    except Exception as error:  # any failure means "not reachable"
-        postgres_ok = False
-        problems.append(f"PostgreSQL unreachable ({type(error).__name__})")
+    engine = create_engine(settings, process="admin")
     redis = blocking_client(settings)
     try:
-        redis.ping()
-    except Exception as error:  # any failure means "not reachable"
-        redis_ok = False
-        problems.append(f"Redis unreachable ({type(error).__name__})")
+        problems = unreachable(redis=redis, postgres=engine)
     finally:
         redis.close()
-    if not (postgres_ok and redis_ok):
-        fail("; ".join(problems))
-        if not postgres_ok and not redis_ok:
-            return EXIT_BOTH
-        return EXIT_POSTGRES if not postgres_ok else EXIT_REDIS
+        engine.dispose()
+    if problems:
+        exit_unreachable("check failed", problems)
+    revision = current_revision(settings)
     head = head_revision()
     if revision != head:
         fail(f"database schema is at {revision}, code expects {head}: run migrate")

@@ -95,7 +95,7 @@ def main() -> None:
 
     problems = unreachable(redis=broker.client)
     if problems:
-        exit_unreachable("clock", problems)
+        exit_unreachable("clock not started", problems)
     clock = Clock(broker, settings.clock_tick_seconds, SCHEDULE)
     log.info(
         "clock started",

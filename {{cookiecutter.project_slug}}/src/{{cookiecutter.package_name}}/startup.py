@@ -86,10 +86,7 @@ def exit_code(problems: dict[str, str]) -> int:
     return EXIT_POSTGRES if "PostgreSQL" in problems else EXIT_REDIS
 
 
-def exit_unreachable(process: str, problems: dict[str, str]) -> NoReturn:
+def exit_unreachable(what: str, problems: dict[str, str]) -> NoReturn:
     """Stop a process that cannot reach its backing services: one line, a telling exit code."""
-    fail(
-        f"{process} not started: "
-        + "; ".join(f"{name} unreachable ({why})" for name, why in problems.items())
-    )
+    fail(f"{what}: " + "; ".join(f"{name} unreachable ({why})" for name, why in problems.items()))
     sys.exit(exit_code(problems))

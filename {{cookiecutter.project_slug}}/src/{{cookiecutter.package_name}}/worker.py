@@ -40,7 +40,7 @@ def main() -> None:
     engine = worker_engine()
     problems = unreachable(redis=broker.client, postgres=engine)
     if problems:
-        exit_unreachable("worker", problems)
+        exit_unreachable("worker not started", problems)
     observability.watch_queue(QUEUE, lambda: queue_depths(broker, QUEUE))
     # What Dramatiq's own command does in each worker process it starts: the TimeLimit
     # middleware starts its watcher on this signal.

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..logs import get_logger
 from ..settings import Settings
+from ..startup import reason
 from .engine import create_engine
 
 # Any fixed 64-bit number works, as long as every release process of this app uses the same.
@@ -92,14 +93,14 @@ def connect_with_retry(engine: Engine, wait_seconds: float) -> Connection:
             cause = refusal(error)
             if cause is not None:
                 raise DatabaseRefusedError(cause) from None
-            reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            why = reason(error)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise DatabaseUnavailableError(
                 f"PostgreSQL did not answer within {wait_seconds:g} s "
-                f"({attempt} attempts; last: {reason})"
+                f"({attempt} attempts; last: {why})"
             )
-        log.info("waiting for database", attempt=attempt, reason=reason)
+        log.info("waiting for database", attempt=attempt, reason=why)
         time.sleep(min(1.0, remaining))
 
 

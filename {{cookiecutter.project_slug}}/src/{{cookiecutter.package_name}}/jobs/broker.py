@@ -41,15 +41,6 @@ def _milliseconds(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
-def failure_reason(message: Any) -> str:
-    """Why a message failed: the last line of the traceback Retries stored, else the exception."""
-    traceback = message.options.get("traceback")
-    if isinstance(traceback, str) and traceback.strip():
-        return traceback.strip().splitlines()[-1][:500]
-    error = getattr(message, "_exception", None)  # set by Dramatiq on the message proxy
-    return reason(error) if isinstance(error, BaseException) else "unknown"
-
-
 class JobContext(Middleware):
     """Carries the request id into jobs, logs each job's life, remembers jobs in progress.
 
@@ -98,6 +89,8 @@ class JobContext(Middleware):
         if exception is None:
             log.info("job done", duration_ms=took)
         else:
+            if message.failed:  # Retries gave up: the reason goes with it to the dead letters
+                message.options["dead_letter_reason"] = reason(exception)
             log.warning(
                 "job failed",
                 duration_ms=took,
@@ -110,8 +103,7 @@ class JobContext(Middleware):
         log.info("job skipped")
 
     def before_nack(self, broker: Broker, message: Any) -> None:
-        why = failure_reason(message)
-        message.options["dead_letter_reason"] = why
+        why = message.options.get("dead_letter_reason", "unknown")
         log.error("job dead-lettered", error=why, retries=message.options.get("retries", 0))
         if isinstance(broker, RedisBroker):
             # The nack moves the message as it was stored at enqueue time; store it once more,
