@@ -114,7 +114,7 @@ def restarts(project: Path, env: dict[str, str]) -> list[float]:
     """Seconds from a saved source file to web answering again, ROUNDS times in one run."""
     dev = Dev(project, env)
     dev.wait_for("| ready: ", dev.started)
-    source = project / "src" / PACKAGE / "notes" / "routes.py"
+    source = project / "src" / PACKAGE / "features" / "notes" / "routes.py"
     figures = []
     for _ in range(ROUNDS):
         time.sleep(2)  # worker and clock are up again

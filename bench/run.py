@@ -707,7 +707,8 @@ class Benchmark:
             "uvicorn": [
                 "sh",
                 "-c",
-                f'exec {bin_dir}/uvicorn --factory {package}.web:app --host 0.0.0.0 --port "$PORT"'
+                f"exec {bin_dir}/uvicorn --factory {package}.processes.web:app"
+                ' --host 0.0.0.0 --port "$PORT"'
                 " --http httptools --loop uvloop --workers 1 --no-access-log --interface asgi3"
                 " --timeout-graceful-shutdown 20",
             ],
@@ -720,7 +721,7 @@ class Benchmark:
                 "1",
                 "--graceful-timeout",
                 "20",
-                f"{package}.web:app()",
+                f"{package}.processes.web:app()",
             ],
         }
         for r in range(self.plan.rounds):

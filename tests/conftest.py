@@ -31,14 +31,14 @@ from psycopg import sql
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 DEFAULTS: dict[str, Any] = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
 PROJECT_TEMPLATE = TEMPLATE_DIR / "{{cookiecutter.project_slug}}"
-LOCAL_SERVERS = PROJECT_TEMPLATE / "src" / "{{cookiecutter.package_name}}" / "localservers.py"
+LOCAL_SERVERS = PROJECT_TEMPLATE / "src" / "{{cookiecutter.package_name}}" / "dev/localservers.py"
 TEST_DATABASE_URL = "TEST_DATABASE_URL"
 TEST_REDIS_URL = "TEST_REDIS_URL"
 THROWAWAY = pytest.StashKey[tuple[Path, list[Any]]]()
 
 
 def _local_servers() -> ModuleType:
-    """The generated project's localservers.py (plain Python, no template syntax), imported."""
+    """The generated project's dev/localservers.py (plain Python, no template syntax), imported."""
     spec = importlib.util.spec_from_file_location("template_localservers", LOCAL_SERVERS)
     assert spec is not None
     assert spec.loader is not None

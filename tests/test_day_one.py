@@ -234,7 +234,7 @@ def test_readme_migration_recipe_writes_a_numbered_revision_that_passes_ruff(
         for line in (project / "README.md").read_text().splitlines()
         if "alembic revision --autogenerate" in line
     ]
-    models = project / "src" / "twelve_factor_service" / "notes" / "models.py"
+    models = project / "src" / "twelve_factor_service" / "features" / "notes" / "models.py"
     text = models.read_text()
     body = '    body: Mapped[str] = mapped_column(Text, default="")\n'
     assert body in text

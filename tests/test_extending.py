@@ -92,7 +92,7 @@ def add_the_field(project: Path, package: str, recipe: str) -> None:
     section = recipe[recipe.index("## Add a field") : recipe.index("## Add a feature")]
     priority = {
         "model": '    priority: Mapped[int] = mapped_column(Integer, server_default="0")\n',
-        "import": "from ..db.integers import Int32\n",
+        "import": "from ...core.db.integers import Int32\n",
         "in": "    priority: Int32 = 0\n",
         "patch": "    priority: Int32 | None = None\n",
         "out": "    priority: int\n",
@@ -100,7 +100,7 @@ def add_the_field(project: Path, package: str, recipe: str) -> None:
     for line in priority.values():
         assert line.strip() in section, line
     assert "| `String(n)` | `StoredText = Field(max_length=n)`" in section
-    notes = project / "src" / package / "notes"
+    notes = project / "src" / package / "features" / "notes"
     _replace(
         notes / "models.py",
         "from sqlalchemy.orm import Mapped, mapped_column\n",
@@ -117,8 +117,8 @@ def add_the_field(project: Path, package: str, recipe: str) -> None:
     schemas = notes / "schemas.py"
     _replace(
         schemas,
-        "from ..db.text import StoredText\n",
-        priority["import"] + "from ..db.text import StoredText\n",
+        "from ...core.db.text import StoredText\n",
+        priority["import"] + "from ...core.db.text import StoredText\n",
     )
     _replace(
         schemas,
@@ -152,15 +152,15 @@ def add_the_feature(project: Path, package: str, recipe: str) -> None:
     assert names == [
         "__init__.py", "models.py", "schemas.py", "service.py", "tasks.py", "routes.py",
     ], names  # fmt: skip
-    folder = project / "src" / package / "reminders"
+    folder = project / "src" / package / "features" / "reminders"
     folder.mkdir()
     for name, block in blocks:
         (folder / name).write_text(_dedent(block))
-    # Step 2: the imports and the lists of features.py, as the recipe gives them.
-    step = section[section.index("features.py`, and add") :]
+    # Step 2: the imports and the lists of features/__init__.py, as the recipe gives them.
+    step = section[section.index("features/__init__.py`, and add") :]
     given = re.search(r"```python\n(.*?)^ *```", step, re.M | re.S)
     assert given is not None
-    features = project / "src" / package / "features.py"
+    features = project / "src" / package / "features/__init__.py"
     text = features.read_text()
     source = _dedent(given.group(1))
     for statement in ast.parse(source).body:
@@ -173,7 +173,7 @@ def add_the_feature(project: Path, package: str, recipe: str) -> None:
         else:
             name = code.split(":")[0].split("=")[0].strip()
             line = re.search(rf"^{name}\b.*$", text, re.M)
-            assert line is not None, f"features.py has no {name}"
+            assert line is not None, f"features/__init__.py has no {name}"
             text = text.replace(line.group(0), code)
     features.write_text(text)
     test = section[section.index("tests/test_reminders.py") :]

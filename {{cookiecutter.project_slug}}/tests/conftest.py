@@ -26,16 +26,16 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from redis.asyncio import Redis
 
-from {{ cookiecutter.package_name }}.apikeys.service import create_key
-from {{ cookiecutter.package_name }}.db.migrate import migrate
-from {{ cookiecutter.package_name }}.db.pool import Database
-from {{ cookiecutter.package_name }}.localservers import (
+from {{ cookiecutter.package_name }}.core.apikeys.service import create_key
+from {{ cookiecutter.package_name }}.core.db.migrate import migrate
+from {{ cookiecutter.package_name }}.core.db.pool import Database
+from {{ cookiecutter.package_name }}.core.settings import Settings
+from {{ cookiecutter.package_name }}.dev.localservers import (
     LocalPostgres,
     LocalValkey,
     start_postgres,
     start_valkey,
 )
-from {{ cookiecutter.package_name }}.settings import Settings
 
 from factor_report import (  # noqa: F401  # hooks of the twelve-factor report
     pytest_addoption,
@@ -117,7 +117,7 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture(scope="session")
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     """The app with its lifespan running, for the whole session."""
-    from {{ cookiecutter.package_name }}.app import create_app  # noqa: PLC0415  # after configure
+    from {{ cookiecutter.package_name }}.processes.app import create_app  # noqa: PLC0415  # after configure
 
     application = create_app(settings)
     async with application.router.lifespan_context(application):
@@ -203,8 +203,8 @@ def redis_sync() -> Iterator[sync_redis.Redis]:
 @pytest.fixture
 def broker(redis_sync: sync_redis.Redis) -> RedisBroker:
     """The service's jobs broker (built from REDIS_URL, this run's Redis), its Redis emptied."""
+    from {{ cookiecutter.package_name }}.core.jobs.broker import broker  # noqa: PLC0415
     from {{ cookiecutter.package_name }}.features import SCHEDULE  # noqa: PLC0415
-    from {{ cookiecutter.package_name }}.jobs.broker import broker  # noqa: PLC0415
 
     assert SCHEDULE  # every feature's jobs are declared on the broker by now
     return broker

@@ -6,7 +6,7 @@ import ast
 import re
 from pathlib import Path
 
-from {{ cookiecutter.package_name }}.db.base import Base
+from {{ cookiecutter.package_name }}.core.db.base import Base
 from {{ cookiecutter.package_name }}.features import MODELS
 
 from support import PROJECT_DIR
@@ -49,4 +49,4 @@ def test_every_table_is_declared_by_one_feature() -> None:
     listed = {module.__name__ for module in MODELS}
     for table, modules in owners.items():
         assert len(modules) == 1, f"{table} is declared {len(modules)} times"
-        assert modules[0] in listed, f"{table} is declared outside the models in features.py"
+        assert modules[0] in listed, f"{table} is declared outside the models in features"

@@ -68,8 +68,8 @@ def _unbounded(node: Any, where: str, components: dict[str, Any]) -> Iterator[st
 
 
 def test_every_integer_and_text_a_client_sends_has_its_bounds(api: Api) -> None:
-    # A field bounded by its column (db/integers.py, db/text.py) states it in the schema, and
-    # the fuzzing below sends its edge values: random text seldom reaches a String(n)'s n, so a
+    # A field bounded by its column (core/db/integers.py, core/db/text.py) states it in the schema,
+    # and the fuzzing below sends its edge values: random text seldom reaches a String(n)'s n, so a
     # field without its bounds could pass the fuzzing and fail in production.
     components = api.schema["components"]["schemas"]
     unbounded: list[str] = []

@@ -8,9 +8,9 @@ import psycopg
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
-from {{ cookiecutter.package_name }}.app import create_app
-from {{ cookiecutter.package_name }}.db import APPLICATION_NAME
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.core.db import APPLICATION_NAME
+from {{ cookiecutter.package_name }}.core.settings import Settings
+from {{ cookiecutter.package_name }}.processes.app import create_app
 
 from support import free_port, make_settings, wait_until
 

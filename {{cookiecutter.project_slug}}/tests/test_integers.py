@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from {{ cookiecutter.package_name }}.db.integers import Int16, Int32, Int64
+from {{ cookiecutter.package_name }}.core.db.integers import Int16, Int32, Int64
 
 
 @pytest.mark.parametrize(

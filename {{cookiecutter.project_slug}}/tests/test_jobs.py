@@ -14,23 +14,23 @@ from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 from httpx import AsyncClient
 
-from {{ cookiecutter.package_name }}.clock import Clock
-from {{ cookiecutter.package_name }}.db.engine import create_engine
-from {{ cookiecutter.package_name }}.features import SCHEDULE
-from {{ cookiecutter.package_name }}.jobs.queues import (
+from {{ cookiecutter.package_name }}.core.db.engine import create_engine
+from {{ cookiecutter.package_name }}.core.jobs.queues import (
     QUEUE_DEPTHS_SCHEDULE,
     dead_letters,
     purge,
     queue_depths,
     requeue,
 )
-from {{ cookiecutter.package_name }}.notes.tasks import (
+from {{ cookiecutter.package_name }}.core.settings import Settings
+from {{ cookiecutter.package_name }}.features import SCHEDULE
+from {{ cookiecutter.package_name }}.features.notes.tasks import (
     BACKFILL_SCHEDULE,
     backfill,
     refresh_note_stats,
     store_note_stats,
 )
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.processes.clock import Clock
 
 from support import Service, auth, free_port, insert_note, service_env
 
@@ -175,7 +175,7 @@ LEFT_OUT_OF_WEB = ("alembic", "psycopg")
 def test_web_loads_neither_the_migrations_nor_the_blocking_driver(database_url: str) -> None:
     code = (
         "import sys\n"
-        "from {{ cookiecutter.package_name }}.web import app\n"
+        "from {{ cookiecutter.package_name }}.processes.web import app\n"
         f"left_out = set({LEFT_OUT_OF_WEB!r})\n"
         "app()\n"
         "print(sorted(set(n.split('.')[0] for n in sys.modules) & left_out))\n"

@@ -14,8 +14,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Connection, make_url
 
-from {{ cookiecutter.package_name }}.db.base import Base
-from {{ cookiecutter.package_name }}.db.migrate import alembic_config, migrate
+from {{ cookiecutter.package_name }}.core.db.base import Base
+from {{ cookiecutter.package_name }}.core.db.migrate import alembic_config, migrate
 
 from support import (
     base_redis_url,

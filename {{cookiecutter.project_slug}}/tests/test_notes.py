@@ -7,10 +7,10 @@ import json
 from fastapi import FastAPI
 from httpx import AsyncClient
 
-from {{ cookiecutter.package_name }}.db.pool import Database
-from {{ cookiecutter.package_name }}.notes import service
-from {{ cookiecutter.package_name }}.notes.schemas import NoteIn
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.core.db.pool import Database
+from {{ cookiecutter.package_name }}.core.settings import Settings
+from {{ cookiecutter.package_name }}.features.notes import service
+from {{ cookiecutter.package_name }}.features.notes.schemas import NoteIn
 
 NOTES = "/api/v1/notes"
 

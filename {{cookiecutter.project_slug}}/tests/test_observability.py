@@ -376,8 +376,8 @@ def _events(receiver: _Receiver) -> list[dict[str, Any]]:
 # test, never in the product), started the way the web starts, called over ASGI.
 _FAILING_WEB = """
 import asyncio, httpx, sentry_sdk
-from {{ cookiecutter.package_name }}.startup import begin
-from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.core.startup import begin
+from {{ cookiecutter.package_name }}.processes.app import create_app
 
 settings = begin("web")
 app = create_app(settings)
@@ -456,16 +456,16 @@ def test_a_job_that_fails_its_last_retry_reaches_sentry_with_its_request_id(
 
 _LOADED = """
 import json, sys
-from {{ cookiecutter.package_name }}.startup import begin
+from {{ cookiecutter.package_name }}.core.startup import begin
 
 # In the order of the entry points: a web worker starts up before it imports the app.
 settings = begin(sys.argv[1])
 if sys.argv[1] == "web":
-    from {{ cookiecutter.package_name }}.web import app
+    from {{ cookiecutter.package_name }}.processes.web import app
     app()
 else:
     from {{ cookiecutter.package_name }} import features
-    from {{ cookiecutter.package_name }}.db.engine import worker_engine
+    from {{ cookiecutter.package_name }}.core.db.engine import worker_engine
     worker_engine()
 import threading
 threads = [thread.name for thread in threading.enumerate()]

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from redis import Redis
 
-from {{ cookiecutter.package_name }}.heartbeat import Heartbeat
+from {{ cookiecutter.package_name }}.core.heartbeat import Heartbeat
 
 from support import (
     FAST_JOBS,

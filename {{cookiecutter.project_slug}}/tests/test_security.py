@@ -15,8 +15,8 @@ import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
-from {{ cookiecutter.package_name }}.apikeys.digests import PREFIX
-from {{ cookiecutter.package_name }}.app import create_app
+from {{ cookiecutter.package_name }}.core.apikeys.digests import PREFIX
+from {{ cookiecutter.package_name }}.processes.app import create_app
 
 from support import (
     Service,

@@ -25,7 +25,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from redis import Redis
 
-from {{ cookiecutter.package_name }}.settings import ConfigError, load_settings
+from {{ cookiecutter.package_name }}.core.settings import ConfigError, load_settings
 
 from support import (
     BIN_DIR,
@@ -99,7 +99,7 @@ def test_factor_01_codebase_records_the_template_revision_that_made_it() -> None
 
 # The dev command and its local servers play the platform on a developer's machine: they read
 # the developer's environment, build the one the app processes get, and use the dev group.
-DEV_ONLY_MODULES = frozenset({"dev.py", "localservers.py"})
+DEV_ONLY_MODULES = frozenset({"dev/run.py", "dev/localservers.py"})
 
 
 def _imported_top_level_names(directory: Path, *, dev_only: bool = False) -> set[str]:
@@ -185,7 +185,7 @@ def test_factor_03_config_no_setting_is_read_or_hard_coded_outside_settings() ->
         if relative in DEV_ONLY_MODULES:
             continue
         for number, line in enumerate(path.read_text().splitlines(), start=1):
-            if relative != "settings.py" and reads_environment.search(line):
+            if relative != "core/settings.py" and reads_environment.search(line):
                 offenders.append(f"{relative}:{number} reads the environment: {line.strip()}")
             if hard_coded.search(line) and "Error(" not in line:  # examples in error messages
                 offenders.append(f"{relative}:{number} hard-codes a service URL: {line.strip()}")

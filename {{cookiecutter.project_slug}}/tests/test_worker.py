@@ -11,7 +11,7 @@ import pytest
 import structlog
 from dramatiq.brokers.redis import RedisBroker
 
-from {{ cookiecutter.package_name }}.jobs.queues import dead_letters, queue_depths
+from {{ cookiecutter.package_name }}.core.jobs.queues import dead_letters, queue_depths
 
 from support import (
     FAST_JOBS,

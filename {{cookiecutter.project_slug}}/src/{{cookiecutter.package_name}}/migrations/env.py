@@ -15,10 +15,10 @@ from alembic.operations.ops import MigrationScript
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from {{ cookiecutter.package_name }}.db.base import Base
-from {{ cookiecutter.package_name }}.db.engine import create_engine
+from {{ cookiecutter.package_name }}.core.db.base import Base
+from {{ cookiecutter.package_name }}.core.db.engine import create_engine
+from {{ cookiecutter.package_name }}.core.settings import load_settings
 from {{ cookiecutter.package_name }}.features import MODELS  # noqa: F401  # every table on Base.metadata
-from {{ cookiecutter.package_name }}.settings import load_settings
 
 target_metadata = Base.metadata
 

@@ -1,1 +1,0 @@
-"""HTTP interface: health probes, dependencies and the versioned API router."""

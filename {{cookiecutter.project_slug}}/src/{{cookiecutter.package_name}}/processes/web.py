@@ -1,0 +1,78 @@
+"""The web process: granian serves the app on $PORT with WEB_CONCURRENCY workers of its own.
+
+granian does the server's work: it parses HTTP (the request head bounded at 16 KiB, answered
+431 past it), runs the workers, starts a new one when one dies, and on SIGTERM stops taking
+connections, lets the requests in flight finish and kills a worker that is still busy after
+GRACEFUL_TIMEOUT. What runs here is the configuration of that server, nothing of its own.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import sys
+
+from granian.constants import HTTPModes, Interfaces, Loops
+from granian.http import HTTP1Settings
+from granian.log import LogLevels
+from granian.server import Server
+from granian.utils.proxies import wrap_asgi_with_proxy_headers
+from starlette.types import ASGIApp
+
+from ..core import observability
+from ..core.logs import library_logging_config
+from ..core.startup import EXIT_START, begin, fail
+
+# The request line and headers must fit in this buffer (granian's minimum is 8 KiB): a bigger
+# head is answered 431 and its connection closed, so memory stays bounded at the socket.
+HEAD_BYTES = 16 * 1024
+# A client has this long to send a request's head, then its connection is closed (ms).
+HEAD_TIMEOUT_MS = 10_000
+
+
+def app() -> ASGIApp:
+    """What each granian worker serves: the app behind the trusted proxies' forwarded headers."""
+    # A forked worker inherits the server process's SIGTERM handler, which does nothing here: a
+    # stop sent while the worker loads would be lost, and the worker kept until its kill timeout.
+    # While the app loads, SIGTERM ends the worker at once; then granian installs its own.
+    inherited = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    settings = begin("web")
+    from .app import create_app  # noqa: PLC0415  # loaded by the workers, after the check
+
+    served: ASGIApp = wrap_asgi_with_proxy_headers(
+        create_app(settings), [str(proxy) for proxy in settings.forwarded_allow_ips]
+    )
+    signal.signal(signal.SIGTERM, inherited)
+    return served
+
+
+def main() -> None:
+    """Entry point of the `web` process type."""
+    settings = begin()  # a bad environment stops here (exit 78), before any worker starts
+    try:
+        observability.serve_web_metrics(settings)
+    except observability.ObservabilityError as error:
+        fail(str(error))
+        sys.exit(EXIT_START)
+    # Workers forked from this process start from its imports instead of loading them again
+    # (from Python 3.14 on, granian would spawn them).
+    multiprocessing.set_start_method("fork", force=True)
+    Server(
+        f"{__name__}:app",
+        factory=True,
+        interface=Interfaces.ASGI,
+        address="0.0.0.0",  # noqa: S104  # port binding: the platform routes to this port
+        port=settings.port,
+        workers=settings.web_concurrency,
+        respawn_failed_workers=True,
+        workers_kill_timeout=settings.graceful_timeout,
+        http=HTTPModes.http1,
+        http1_settings=HTTP1Settings(
+            max_buffer_size=HEAD_BYTES, header_read_timeout=HEAD_TIMEOUT_MS
+        ),
+        websockets=False,
+        loop=Loops.uvloop,
+        log_level=LogLevels(settings.log_level.lower()),
+        log_dictconfig=library_logging_config(),
+        log_access=False,
+    ).serve()
