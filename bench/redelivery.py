@@ -11,10 +11,10 @@ through its console scripts, its log lines and its servers: it creates a databas
 the PostgreSQL server of --database-url, runs `<project>-admin migrate` there and inserts one
 note, then runs two `<project>-worker` processes (`uv run`, each in its own session) on the Redis
 database of --redis-url, which must be empty and is emptied at the end. Each round sends one slow
-job (a Dramatiq message with `[note id, --work-seconds]` to --actor, pushed with Dramatiq's
-public API by a small `uv run python` inside PROJECT), SIGKILLs the process group of the worker
-that logged "job started" for it, and times the other worker's "job started" line for the same
-message id. Then it waits for that job to end and starts a new worker in place of the killed one.
+job (`[note id, --work-seconds]` to --actor, sent with Dramatiq's public API by a small
+`uv run python` inside PROJECT), SIGKILLs the process group of the worker that logged "job
+started" for it, and times the other worker's "job started" line for the same message id. Then
+it waits for that job to end and starts a new worker in place of the killed one.
 
 The workers get this environment's WORKER_* and other settings (not DATABASE_URL or REDIS_URL),
 so the settings under test are set as environment variables. Before the rounds it also reports
@@ -64,20 +64,27 @@ STOP_TIMEOUT = 30.0
 COUNTED_COMMANDS = ("evalsha", "zadd", "lpop", "zrangebyscore", "smembers", "keys")
 
 # Runs inside PROJECT: sends one message per line of JSON arguments read from stdin and answers
-# with its message id. Dramatiq's public API only: no module of the project is imported.
+# with REPLY and its message id (an imported module may log to stdout too). An actor given as
+# `module:attribute` is imported and sent with Actor.send; a bare actor name needs no module of
+# the project: the message is built and enqueued with Dramatiq's Message and RedisBroker.
+REPLY = "sent "
 SENDER = """
-import json, sys
+import importlib, json, sys
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
-url, namespace, queue_name, actor = sys.argv[1:5]
-broker = RedisBroker(url=url, namespace=namespace)
-print(dramatiq.__version__, flush=True)
+url, namespace, queue_name, actor, reply = sys.argv[1:6]
+if ":" in actor:
+    module, _, attribute = actor.partition(":")
+    send = getattr(importlib.import_module(module), attribute).send
+else:
+    broker = RedisBroker(url=url, namespace=namespace)
+    def send(*args):
+        return broker.enqueue(dramatiq.Message(
+            queue_name=queue_name, actor_name=actor, args=args, kwargs={}, options={}
+        ))
+print(reply + dramatiq.__version__, flush=True)
 for line in sys.stdin:
-    message = dramatiq.Message(
-        queue_name=queue_name, actor_name=actor, args=tuple(json.loads(line)), kwargs={},
-        options={},
-    )
-    print(broker.enqueue(message).message_id, flush=True)
+    print(reply + send(*json.loads(line)).message_id, flush=True)
 """
 
 
@@ -193,6 +200,7 @@ class Sender:
 
     def __init__(self, project: Path, env: dict[str, str], args: argparse.Namespace) -> None:
         argv = ["python", "-c", SENDER, args.redis_url, args.namespace, args.queue, args.actor]
+        argv.append(REPLY)
         self.process = subprocess.Popen(
             ["uv", "run", *argv],
             cwd=project,
@@ -208,7 +216,8 @@ class Sender:
 
     def _read(self) -> None:
         for line in self.process.stdout or ():
-            self.replies.put(line.strip())
+            if line.startswith(REPLY):
+                self.replies.put(line.removeprefix(REPLY).strip())
         self.replies.put("")
 
     def _reply(self) -> str:
@@ -450,9 +459,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="an empty Redis database, emptied at the end"
         " (default: $BENCH_REDIS_URL, else %(default)s)",
     )
-    parser.add_argument("--actor", default="refresh_note_stats", help="actor name of the slow job")
-    parser.add_argument("--queue", default="default", help="the queue the workers take from")
-    parser.add_argument("--namespace", default="dramatiq", help="the broker's key prefix")
+    parser.add_argument(
+        "--actor",
+        default="refresh_note_stats",
+        help="the slow job: an actor name, sent to --queue in --namespace (default %(default)s),"
+        " or module:attribute of the actor, imported in PROJECT and sent with its own broker",
+    )
+    parser.add_argument("--queue", default="default", help="queue of an actor given by name")
+    parser.add_argument("--namespace", default="dramatiq", help="key prefix of an actor by name")
     parser.add_argument(
         "--work-seconds", type=float, default=2.0, help="the job's second argument (default 2)"
     )

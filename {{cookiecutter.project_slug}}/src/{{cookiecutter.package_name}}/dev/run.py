@@ -62,7 +62,6 @@ DEV_DEFAULTS = {
     "PYTHONUNBUFFERED": "1",
 }
 EXIT_FAILED = 1
-EXIT_CONFIG = 78
 MIGRATIONS = "migrations/versions"  # a change here is applied (the release) before the restart
 VERSIONS = Path(__file__).parents[1] / "migrations" / "versions"
 RELEASED = "released.json"  # per database URL: the migrations as they were at its last release

@@ -23,6 +23,7 @@ from ..core import observability
 from ..core.heartbeat import Heartbeat
 from ..core.jobs.schedule import Periodic
 from ..core.logs import get_logger
+from ..core.redis_connection import blocking_client
 from ..core.signals import StopSignal
 from ..core.startup import begin, exit_unreachable, reason, unreachable
 
@@ -89,13 +90,14 @@ def main() -> None:
     """Entry point of the `clock` process type."""
     settings = begin("clock")
     stop = StopSignal().install()
+    with blocking_client(settings) as client:
+        problems = unreachable(redis=client)
+    if problems:
+        exit_unreachable("clock not started", problems)
     # Imported once the settings are known good (the broker is built from them on import).
     from ..core.jobs.broker import broker  # noqa: PLC0415
     from ..features import SCHEDULE  # noqa: PLC0415
 
-    problems = unreachable(redis=broker.client)
-    if problems:
-        exit_unreachable("clock not started", problems)
     clock = Clock(broker, settings.clock_tick_seconds, SCHEDULE)
     log.info(
         "clock started",

@@ -20,6 +20,7 @@ from dramatiq import Worker
 from ..core import observability
 from ..core.heartbeat import Heartbeat
 from ..core.logs import get_logger
+from ..core.redis_connection import blocking_client
 from ..core.signals import StopSignal
 from ..core.startup import begin, exit_unreachable, unreachable
 
@@ -31,16 +32,18 @@ def main() -> None:
     settings = begin("worker")
     stop = StopSignal().install()
     # Imported once the settings are known good: the broker is built from them on import, and
-    # the features declare their jobs on it.
-    from .. import features  # noqa: F401, PLC0415  # every job, declared on the broker
+    # the features declare their jobs on it. The backing services are reached first.
     from ..core.db.engine import worker_engine  # noqa: PLC0415
+
+    engine = worker_engine()
+    with blocking_client(settings) as client:
+        problems = unreachable(redis=client, postgres=engine)
+    if problems:
+        exit_unreachable("worker not started", problems)
+    from .. import features  # noqa: F401, PLC0415  # every job, declared on the broker
     from ..core.jobs.broker import POLL_MS, broker, job_context  # noqa: PLC0415
     from ..core.jobs.queues import QUEUE, queue_depths  # noqa: PLC0415
 
-    engine = worker_engine()
-    problems = unreachable(redis=broker.client, postgres=engine)
-    if problems:
-        exit_unreachable("worker not started", problems)
     observability.watch_queue(QUEUE, lambda: queue_depths(broker, QUEUE))
     # What Dramatiq's own command does in each worker process it starts: the TimeLimit
     # middleware starts its watcher on this signal.
