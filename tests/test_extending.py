@@ -163,19 +163,18 @@ def add_the_feature(project: Path, package: str, recipe: str) -> None:
     features = project / "src" / package / "features/__init__.py"
     text = features.read_text()
     source = _dedent(given.group(1))
+    imports = ""
     for statement in ast.parse(source).body:
         code = ast.get_source_segment(source, statement) or ""
         if isinstance(statement, ast.ImportFrom):
-            text = text.replace(
-                "from .notes import tasks as notes_tasks\n",
-                f"from .notes import tasks as notes_tasks\n{code}\n",
-            )
+            imports += f"{code}\n"
         else:
             name = code.split(":")[0].split("=")[0].strip()
             line = re.search(rf"^{name}\b.*$", text, re.M)
             assert line is not None, f"features/__init__.py has no {name}"
             text = text.replace(line.group(0), code)
-    features.write_text(text)
+    last = "from .notes import tasks as notes_tasks\n"
+    features.write_text(text.replace(last, last + imports))
     test = section[section.index("tests/test_reminders.py") :]
     block = re.search(r"```python\n(.*?)^ *```", test, re.M | re.S)
     assert block is not None

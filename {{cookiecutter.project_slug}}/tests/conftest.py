@@ -61,6 +61,8 @@ THROWAWAY_SERVERS = pytest.StashKey[tuple[Path, list[LocalPostgres | LocalValkey
 def pytest_configure(config: pytest.Config) -> None:
     """Start throwaway servers for what TEST_DATABASE_URL and TEST_REDIS_URL do not name."""
     if not hasattr(config, "workerinput"):  # xdist workers find them started, the variables set
+        # Not an xdist worker: a worker id inherited from an outer run names none of ours.
+        os.environ.pop("PYTEST_XDIST_WORKER", None)
         _start_throwaway_servers(config)
     os.environ |= {
         "APP_ENV": "test",

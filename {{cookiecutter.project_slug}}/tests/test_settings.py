@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.core.settings import ConfigError, Settings, load_settings
+from {{ cookiecutter.package_name }}.core.settings import (
+    ConfigError,
+    Settings,
+    load_settings,
+)
 
 from support import TEST_SECRET
 

@@ -114,19 +114,26 @@ def test_a_killed_workers_job_is_redelivered_within_the_heartbeat_bound_and_done
     second = None
     try:
         first.wait_for("worker started")
-        message = broker.get_actor("refresh_note_stats").send(note_id, 0.5)
+        # A job long enough to be running still once the other worker has started.
+        message = broker.get_actor("refresh_note_stats").send(note_id, 4)
         first.wait_for("job started", message_id=message.message_id)
+        # The other worker runs before the kill, as in production: the time measured is the
+        # redelivery's, not a start-up's.
+        second = Service("worker", env)
+        second.wait_for("worker started")
         killed = first.signal(signal.SIGKILL)
         assert first.wait(timeout=5) == -signal.SIGKILL
-        second = Service("worker", env)
-        # Matched by its effect (the note), the line logged once the 0.5 s job has run.
+        second.wait_for("job started", timeout=15, message_id=message.message_id)
+        redelivered = time.monotonic() - killed
         second.wait_for("note stats", timeout=15, note_id=note_id)
-        redelivered = time.monotonic() - killed - 0.5
+        assert not first.events("note stats"), "the job ended before the kill"
     finally:
         first.kill()
         code = second.stop() if second else None
     assert code == 0
-    assert heartbeat_timeout - 0.5 < redelivered < heartbeat_timeout + 5.0, redelivered
+    # Every fetch runs Dramatiq's maintenance (WORKER_MAINTENANCE_CHANCE=1000000): the job is
+    # taken again within a poll (0.25 s) of the heartbeat's expiry; the margin is the machine's.
+    assert heartbeat_timeout - 0.5 < redelivered < heartbeat_timeout + 2.0, redelivered
     assert not first.events("job done")
     assert [line["outcome"] for line in second.events("note stats", note_id=note_id)] == ["stored"]
     assert _stats_rows(committed, note_id) == 1

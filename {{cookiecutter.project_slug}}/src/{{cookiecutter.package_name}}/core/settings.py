@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     worker_threads: int = Field(default=4, ge=1, le=64)
     worker_shutdown_timeout: float = Field(default=20.0, gt=0, le=3600)
     worker_heartbeat_timeout: float = Field(default=60.0, ge=2, le=3600)
-    worker_maintenance_chance: int = Field(default=100_000, ge=1, le=1_000_000)
+    worker_maintenance_chance: int = Field(default=1_000_000, ge=1, le=1_000_000)
     job_max_retries: int = Field(default=10, ge=0, le=100)
     job_min_backoff: float = Field(default=1.0, gt=0, le=86400)
     job_max_backoff: float = Field(default=300.0, gt=0, le=604800)
