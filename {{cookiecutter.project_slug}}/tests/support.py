@@ -326,8 +326,9 @@ class Service:
                 if stream is not None:
                     stream.close()
 
-    def stop(self, timeout: float = 10.0) -> int:
-        """SIGTERM, then wait for the exit; the exit code."""
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then wait for the exit; the exit code. The default wait outlasts granian's
+        kill timeout (GRACEFUL_TIMEOUT, 20 s): tests that bound a stop's time pass their own."""
         if self.process.poll() is None:
             self.signal(signal.SIGTERM)
         return self.wait(timeout)
