@@ -51,9 +51,13 @@ CONTEXT_JSON = r"""{
 
 # (question, answer) -> paths that are kept only when the question got that answer; relative
 # to the project directory. A path listed here but absent from the template is simply skipped.
-OPTIONAL_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
+# What mentions a pruned part in the files that stay is written under the same answer in the
+# files themselves (Jinja conditions), so the project never refers to what it lacks.
+OPTIONAL_PATHS: dict[tuple[str, object], tuple[str, ...]] = {
     ("ci_provider", "github"): (".github",),
     ("ci_provider", "gitlab"): (".gitlab-ci.yml",),
+    ("kubernetes", True): ("deploy/kubernetes",),
+    ("heroku", True): ("app.json",),
 }
 
 ANSWERS_FILE = ".cookiecutter.json"
@@ -131,7 +135,7 @@ def parse_context(context_json: str) -> dict[str, object]:
 
 def unselected_paths(
     answers: Mapping[str, object],
-    optional_paths: Mapping[tuple[str, str], Sequence[str]] = OPTIONAL_PATHS,
+    optional_paths: Mapping[tuple[str, object], Sequence[str]] = OPTIONAL_PATHS,
 ) -> list[str]:
     """List the optional paths whose question got another answer than the one they need."""
     return [
@@ -156,7 +160,7 @@ def remove_path(path: Path) -> bool:
 def remove_unselected(
     project_dir: Path,
     answers: Mapping[str, object],
-    optional_paths: Mapping[tuple[str, str], Sequence[str]] = OPTIONAL_PATHS,
+    optional_paths: Mapping[tuple[str, object], Sequence[str]] = OPTIONAL_PATHS,
 ) -> list[str]:
     """Remove the files of options not chosen; return the paths that were there and are gone."""
     return [

@@ -28,6 +28,8 @@ ANSWERS_JSON = r"""{
     "python_version": {{ cookiecutter.python_version | tojson }},
     "ci_provider": {{ cookiecutter.ci_provider | tojson }},
     "license": {{ cookiecutter.license | tojson }},
+    "kubernetes": {{ cookiecutter.kubernetes | tojson }},
+    "heroku": {{ cookiecutter.heroku | tojson }},
     "init_git": {{ cookiecutter.init_git | tojson }}
 }"""
 
@@ -179,7 +181,7 @@ def one_of(allowed: tuple[str, ...]) -> TextCheck:
     return check
 
 
-def check_init_git(value: object) -> str | None:
+def check_yes_no(value: object) -> str | None:
     """Return why value is not a yes/no answer, or None when it is."""
     if not isinstance(value, bool):
         return "use yes or no (true or false in a replay file)"
@@ -206,7 +208,9 @@ CHECKS: dict[str, AnswerCheck] = {
     "python_version": as_rendered(one_of(PYTHON_VERSIONS)),
     "ci_provider": as_rendered(one_of(CI_PROVIDERS)),
     "license": as_rendered(one_of(LICENSES)),
-    "init_git": check_init_git,
+    "kubernetes": check_yes_no,
+    "heroku": check_yes_no,
+    "init_git": check_yes_no,
 }
 
 

@@ -6,6 +6,7 @@ import itertools
 import json
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -19,22 +20,35 @@ OPTIONS = {
     "ci_provider": ["github", "gitlab", "none"],
     "license": ["MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary"],
     "init_git": ["yes", "no"],
+    "kubernetes": ["yes", "no"],
+    "heroku": ["yes", "no"],
 }
 # Every pair of option values appears in at least one row (checked below); names vary too.
 ROWS = [
-    ("3.12", "github", "MIT", "yes"),
-    ("3.12", "gitlab", "Apache-2.0", "no"),
-    ("3.14", "github", "BSD-3-Clause", "no"),
-    ("3.14", "gitlab", "Proprietary", "yes"),
-    ("3.13", "none", "MIT", "no"),
-    ("3.12", "none", "BSD-3-Clause", "yes"),
-    ("3.13", "github", "Apache-2.0", "yes"),
-    ("3.12", "github", "Proprietary", "no"),
-    ("3.14", "none", "Apache-2.0", "yes"),
-    ("3.13", "gitlab", "BSD-3-Clause", "yes"),
-    ("3.14", "gitlab", "MIT", "yes"),
-    ("3.13", "none", "Proprietary", "yes"),
+    ("3.12", "github", "MIT", "yes", "yes", "yes"),
+    ("3.12", "gitlab", "Apache-2.0", "no", "yes", "no"),
+    ("3.14", "github", "BSD-3-Clause", "no", "yes", "no"),
+    ("3.14", "gitlab", "Proprietary", "yes", "no", "yes"),
+    ("3.13", "none", "MIT", "no", "no", "yes"),
+    ("3.12", "none", "BSD-3-Clause", "yes", "no", "no"),
+    ("3.13", "github", "Apache-2.0", "yes", "no", "yes"),
+    ("3.12", "github", "Proprietary", "no", "yes", "yes"),
+    ("3.14", "none", "Apache-2.0", "yes", "yes", "yes"),
+    ("3.13", "gitlab", "BSD-3-Clause", "yes", "yes", "yes"),
+    ("3.14", "gitlab", "MIT", "yes", "yes", "no"),
+    ("3.13", "none", "Proprietary", "yes", "no", "no"),
 ]
+# What a bake without a part must not mention (the recorded answers aside): a reader of the
+# project would look for a file, a command or a CI setting that is not there.
+PRUNED_MENTIONS = {
+    "kubernetes": re.compile(
+        r"kubernetes|kubectl|kustomiz|kubelet|deploy\.sh|KUBE_|\bpods?\b", re.I
+    ),
+    "heroku": re.compile(r"heroku|app\.json|\bdynos?\b", re.I),
+}
+ANSWER_FILES = {".cookiecutter.json", ".cruft.json"}
+# The one section that names the answers, to say how to change one (and so what it adds).
+ANSWERS_SECTION = ("docs/updating.md", "## Changing an answer later")
 DEFAULT_PYTHON = OPTIONS["python_version"][0]
 MATRIX: list[dict[str, str]] = [dict(zip(OPTIONS, row, strict=True)) for row in ROWS]
 NAMES = [
@@ -132,16 +146,58 @@ def test_no_template_syntax_is_left_anywhere(matrix_bake: Path) -> None:
 
 def test_github_expressions_are_exactly_the_raw_blocks(matrix_bake: Path) -> None:
     workflows = matrix_bake / ".github"
+    answers = answers_of(matrix_bake)
     if not workflows.exists():
-        assert answers_of(matrix_bake)["ci_provider"] != "github"
+        assert answers["ci_provider"] != "github"
         return
     rendered = sorted(
         expression
         for path in workflows.rglob("*.yml")
         for expression in GITHUB_EXPRESSION.findall(path.read_text())
     )
-    assert rendered == expected_github_expressions()
+    expected = expected_github_expressions()
+    if answers["kubernetes"]:
+        assert rendered == expected
+    else:  # the deploy job's expressions go with it, and no other is added
+        assert set(rendered) <= set(expected)
+        assert [expression for expression in rendered if "KUBE" in expression] == []
     assert rendered, "the workflow uses no expressions at all?"
+
+
+def test_nothing_refers_to_a_pruned_part(matrix_bake: Path) -> None:
+    answers = answers_of(matrix_bake)
+    found = []
+    for question, mention in PRUNED_MENTIONS.items():
+        if answers[question]:
+            continue
+        for path in project_files(matrix_bake):
+            if path.name in ANSWER_FILES:
+                continue
+            relative = path.relative_to(matrix_bake).as_posix()
+            in_section = False
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if line.startswith("## "):
+                    in_section = (relative, line) == ANSWERS_SECTION
+                if mention.search(line) and not in_section:
+                    found.append(f"{question}: {path.relative_to(matrix_bake)}:{number}: {line}")
+    assert found == []
+
+
+def test_every_bake_passes_ruff(matrix_bake: Path) -> None:
+    # The template's ruff, with the bake's own configuration; mypy runs in the full runs below.
+    for command in (
+        ["ruff", "check", "--no-cache", "."],
+        ["ruff", "format", "--check", "--no-cache", "."],
+    ):
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / command[0]), *command[1:]],
+            cwd=matrix_bake,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_github_workflows_pass_actionlint_and_zizmor_pedantic(matrix_bake: Path) -> None:

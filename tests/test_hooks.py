@@ -395,7 +395,8 @@ def test_rendered_hooks_hold_answers_exactly(tmp_path: Path, name: str) -> None:
 
 def test_options_table_names_relative_paths_of_known_choices(post_gen: ModuleType) -> None:
     for (question, value), paths in post_gen.OPTIONAL_PATHS.items():
-        assert value in DEFAULTS[question]
+        default = DEFAULTS[question]
+        assert value in default if isinstance(default, list) else value is True
         for path in paths:
             assert not Path(path).is_absolute()
             assert ".." not in Path(path).parts
@@ -421,6 +422,31 @@ def test_remove_unselected_keeps_only_the_chosen_ci_files(
     post_gen.remove_unselected(tmp_path, answers)
 
     assert {path.name for path in tmp_path.iterdir()} == kept
+
+
+@pytest.mark.parametrize(
+    ("kubernetes", "heroku", "kept"),
+    [
+        (True, True, {"deploy/kubernetes", "app.json"}),
+        (False, True, {"app.json"}),
+        (True, False, {"deploy/kubernetes"}),
+        (False, False, set()),
+    ],
+)
+def test_remove_unselected_keeps_only_the_chosen_deploy_files(
+    post_gen: ModuleType, tmp_path: Path, kubernetes: bool, heroku: bool, kept: set[str]
+) -> None:
+    (tmp_path / "deploy" / "kubernetes" / "base").mkdir(parents=True)
+    (tmp_path / "deploy" / "kubernetes" / "base" / "kustomization.yaml").write_text("{}\n")
+    (tmp_path / "deploy" / "observability").mkdir()
+    (tmp_path / "app.json").write_text("{}\n")
+    answers = {**derive_answers(), "kubernetes": kubernetes, "heroku": heroku}
+
+    post_gen.remove_unselected(tmp_path, answers)
+
+    candidates = {"deploy/kubernetes", "app.json"}
+    assert {path for path in candidates if (tmp_path / path).exists()} == kept
+    assert (tmp_path / "deploy" / "observability").is_dir(), "only the named paths go"
 
 
 def test_remove_unselected_tolerates_missing_paths(post_gen: ModuleType, tmp_path: Path) -> None:
@@ -850,6 +876,8 @@ def test_cli_reports_all_bad_answers_at_once(cli_config: Path, tmp_path: Path) -
         "python_version": "2.7",
         "ci_provider": "jenkins",
         "license": "WTFPL",
+        "kubernetes": "maybe",
+        "heroku": 1,
         "init_git": "sure",
     }
     replay = write_replay_file(tmp_path / "answers.json", bad)

@@ -37,6 +37,9 @@ ADDED_TEMPLATE = "# Release checklist of {{ cookiecutter.project_name }}\n"
 CHANGED_FILE = ".gitignore"
 TEMPLATE_LINE = "coverage.xml"
 REMOVED_FILE = ".github/dependabot.yml"
+# What a project answered `kubernetes=no heroku=no` lacks.
+PRUNED_DIR = "deploy/kubernetes"
+PRUNED_FILE = "app.json"
 # What the user changes in the project.
 LOCAL_README_SECTION = "\n## Team notes\n\nOn call: the payments team.\n"
 LOCAL_TOP_LINE = "# Kept from the project: local editor files below the template's entries"
@@ -245,6 +248,47 @@ def test_update_brings_template_changes_keeps_local_edits_and_passes_own_tests(
     assert status(project, env) == []
     run(["uv", "sync", "--locked"], project, env)
     run(["uv", "run", "pytest", "-q", "-p", "no:cacheprovider"], project, env)
+
+
+def test_update_of_a_project_without_deploy_files_brings_none_back(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    template, _ = make_template_repository(tmp_path / "template", env)
+    answers = {"init_git": "yes", "kubernetes": "no", "heroku": "no"}
+    project = generate_with_cookiecutter(template, tmp_path / "out", env, **answers)
+    assert not (project / PRUNED_DIR).exists()
+    assert not (project / PRUNED_FILE).exists()
+    # Revision B changes the pruned parts too: a changed and a new file in each.
+    kubernetes = template / SLUG_DIR / PRUNED_DIR
+    with (kubernetes / "README.md").open("a", encoding="utf-8") as readme:
+        readme.write("\nA line of revision B.\n")
+    (kubernetes / "base" / "revision-b.yaml").write_text("kind: List\n", encoding="utf-8")
+    heroku = (template / SLUG_DIR / PRUNED_FILE).read_text(encoding="utf-8")
+    keywords = '"keywords": ["python", "fastapi", "twelve-factor"]'
+    assert keywords in heroku
+    (template / SLUG_DIR / PRUNED_FILE).write_text(
+        heroku.replace(keywords, '"keywords": ["revision-b"]'), encoding="utf-8"
+    )
+    commit_revision_b(template, env)
+
+    cruft_update(project, env)
+
+    assert not (project / PRUNED_DIR).exists()
+    assert not (project / PRUNED_FILE).exists()
+    assert sorted(status(project, env)) == [
+        " M .cruft.json",
+        f"A  {ADDED_FILE}",
+        f"D  {REMOVED_FILE}",
+        f"M  {CHANGED_FILE}",
+    ]
+    # Changing an answer later (docs/updating.md) brings the part, as it is now.
+    commit_all(project, env, "Update from the template")
+    changed = ["--variables-to-update", json.dumps({"kubernetes": True})]
+    run([sys.executable, "-m", "cruft", "update", "-y", *changed], project, env)
+    assert (project / PRUNED_DIR / "base" / "revision-b.yaml").is_file()
+    assert not (project / PRUNED_FILE).exists()
+    assert cruft_state(project)["context"]["cookiecutter"]["kubernetes"] is True
+    assert json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"]["kubernetes"]
 
 
 @pytest.mark.parametrize("init_git", [True, False], ids=["git", "no-git"])

@@ -9,7 +9,7 @@ from .startup import fail
 
 class Heartbeat:
     """Renews LIVENESS_FILE's modification time while the process can do its work: the liveness
-    probe of a process without an HTTP server reads its age (deploy/kubernetes)."""
+    probe of a process without an HTTP server reads its age (docs/processes.md)."""
 
     INTERVAL = 5.0  # seconds between beats; the probe allows 60 s
 

@@ -126,7 +126,7 @@ class Settings(BaseSettings):
     job_min_backoff: float = Field(default=1.0, gt=0, le=86400)
     job_max_backoff: float = Field(default=300.0, gt=0, le=604800)
     clock_tick_seconds: float = Field(default=60.0, ge=0.1, le=3600)
-    # File whose age the worker's and clock's liveness probes read (deploy/kubernetes).
+    # File whose age the worker's and clock's liveness probes read (docs/processes.md).
     liveness_file: Path | None = None
 
     release_version: str = Field(default_factory=_package_version)

@@ -21,7 +21,7 @@ from .errors import SECURITY_HEADERS, error_response, request_id
 REQUEST_ID_HEADER = b"x-request-id"
 # Ids we accept from a caller: short, printable, no room for log injection.
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{8,128}$")
-# Probes come from the platform with whatever Host it likes (a kubelet uses the pod IP).
+# Probes come from the platform with whatever Host it likes (an orchestrator probes by IP).
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 DOCS_PATHS = ("/docs", "/openapi.json")
 # The docs page loads its script and styles, so it gets no content-security-policy.

@@ -65,7 +65,7 @@ def serve(settings: Settings, process_type: str, shared: str | None = None) -> N
         multiprocess = CollectorRegistry()
         MultiProcessCollector(multiprocess, path=shared)  # type: ignore[no-untyped-call]
         registry = multiprocess
-    # All interfaces, like $PORT: the scraper reaches the pod's address; the port is its own.
+    # All interfaces, like $PORT: the scraper reaches the host's address; the port is its own.
     try:
         serve_metrics(settings.metrics_port, addr="0.0.0.0", registry=registry)  # noqa: S104
     except OSError as error:
