@@ -355,3 +355,67 @@ def test_drift_job_fails_when_no_template_commit_is_recorded(
 
     assert result.returncode != 0
     assert ".cruft.json is missing or records no template commit" in result.stdout
+
+
+def readme_block(heading: str) -> list[str]:
+    """The lines of the first shell block under a heading of the template's README."""
+    text = (TEMPLATE_DIR / "README.md").read_text(encoding="utf-8")
+    section = text.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("\n```", 1)[0]
+    return block.splitlines()
+
+
+def project_tree(project: Path) -> dict[str, bytes]:
+    """Every file of a project by relative path, less git's own."""
+    return {
+        path.relative_to(project).as_posix(): path.read_bytes()
+        for path in sorted(project.rglob("*"))
+        if path.is_file() and ".git" not in path.relative_to(project).parts
+    }
+
+
+def test_readme_steps_finish_a_project_generated_without_hooks(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    template, revision_a = make_template_repository(tmp_path / "template", env)
+    answers = {
+        "project_name": "Billing API",
+        "ci_provider": "gitlab",
+        "kubernetes": "no",
+        "heroku": "no",
+        "init_git": "yes",
+    }
+    hooked = generate_with_cookiecutter(template, tmp_path / "hooked", env, **answers)
+    command = [sys.executable, "-m", "cookiecutter", "--no-input", "--accept-hooks", "no"]
+    out = tmp_path / "no-hooks"
+    run([*command, str(template), *answer_pairs(answers), "-o", str(out)], tmp_path, env)
+    [project] = out.iterdir()
+    assert (project / "deploy" / "kubernetes").is_dir()
+    assert not (project / "uv.lock").exists()
+
+    context = {key: value for key, value in answers.items() if key != "init_git"}
+    context |= {"kubernetes": False, "heroku": False}
+    ran = []
+    for line in readme_block("## Generating without hooks"):
+        step, _, comment = line.partition("  #")
+        if match := re.fullmatch(r" *(if|unless) (\w+)=(\w+)", comment):
+            kind, question, value = match.groups()
+            if (answers[question] == value) != (kind == "if"):
+                continue
+        step = UVX_CRUFT.sub(f"{shlex.quote(sys.executable)} -m cruft", step)
+        step = re.sub(
+            r"--extra-context '[^']*'", f"--extra-context {shlex.quote(json.dumps(context))}", step
+        )
+        step = step.replace("TEMPLATE_URL", shlex.quote(str(template)))
+        step = step.replace("git commit", f"git {shlex.join(IDENTITY)} commit")
+        run(["bash", "-c", f"set -e; {step}"], project, env)
+        ran.append(step.split()[0])
+    assert ran == ["rm", "rm", "rm", "uv", sys.executable, "git"]
+
+    finished, expected = project_tree(project), project_tree(hooked)
+    assert sorted(finished) == sorted(set(expected) - {".cookiecutter.json"})
+    # Byte for byte, .cruft.json (cruft's own writing) and uv.lock included.
+    assert [path for path in finished if finished[path] != expected[path]] == []
+    assert cruft_state(project)["commit"] == revision_a
+    assert status(project, env) == []
+    run(["uv", "lock", "--check"], project, env)
