@@ -50,12 +50,21 @@ CONTEXT_JSON = r"""{
 }"""
 
 # (question, answer) -> paths that are kept only when the question got that answer; relative
-# to the project directory. A path listed here but absent from the template is simply skipped.
+# to the project directory, `{answer}` replaced by that answer. A path listed here but absent from
+# the template is simply skipped.
 # What mentions a pruned part in the files that stay is written under the same answer in the
 # files themselves (Jinja conditions), so the project never refers to what it lacks.
 OPTIONAL_PATHS: dict[tuple[str, object], tuple[str, ...]] = {
     ("ci_provider", "github"): (".github",),
     ("ci_provider", "gitlab"): (".gitlab-ci.yml",),
+    ("observability", True): (
+        "src/{package_name}/core/observability",
+        "tests/test_observability.py",
+        "docs/observability.md",
+        "deploy/observability",
+        "deploy/kubernetes/observability",
+        "deploy/kubernetes/base/networkpolicy-metrics-ingress.yaml",
+    ),
     ("kubernetes", True): ("deploy/kubernetes",),
     ("heroku", True): ("app.json",),
 }
@@ -139,7 +148,7 @@ def unselected_paths(
 ) -> list[str]:
     """List the optional paths whose question got another answer than the one they need."""
     return [
-        path
+        path.format(**answers)
         for (question, needed), paths in optional_paths.items()
         if answers[question] != needed
         for path in paths

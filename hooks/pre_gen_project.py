@@ -28,6 +28,7 @@ ANSWERS_JSON = r"""{
     "python_version": {{ cookiecutter.python_version | tojson }},
     "ci_provider": {{ cookiecutter.ci_provider | tojson }},
     "license": {{ cookiecutter.license | tojson }},
+    "observability": {{ cookiecutter.observability | tojson }},
     "kubernetes": {{ cookiecutter.kubernetes | tojson }},
     "heroku": {{ cookiecutter.heroku | tojson }},
     "init_git": {{ cookiecutter.init_git | tojson }}
@@ -208,6 +209,7 @@ CHECKS: dict[str, AnswerCheck] = {
     "python_version": as_rendered(one_of(PYTHON_VERSIONS)),
     "ci_provider": as_rendered(one_of(CI_PROVIDERS)),
     "license": as_rendered(one_of(LICENSES)),
+    "observability": check_yes_no,
     "kubernetes": check_yes_no,
     "heroku": check_yes_no,
     "init_git": check_yes_no,

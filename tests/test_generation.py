@@ -11,9 +11,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 from conftest import DEFAULTS, TEMPLATE_DIR, admin_connection, bake, lint_workflows, redis_url
+from test_deploy_files import KUBERNETES_VERSIONS, rendered_overlay
 
 OPTIONS = {
     "python_version": ["3.14", "3.13", "3.12"],
@@ -22,21 +24,22 @@ OPTIONS = {
     "init_git": ["yes", "no"],
     "kubernetes": ["yes", "no"],
     "heroku": ["yes", "no"],
+    "observability": ["yes", "no"],
 }
 # Every pair of option values appears in at least one row (checked below); names vary too.
 ROWS = [
-    ("3.12", "github", "MIT", "yes", "yes", "yes"),
-    ("3.12", "gitlab", "Apache-2.0", "no", "yes", "no"),
-    ("3.14", "github", "BSD-3-Clause", "no", "yes", "no"),
-    ("3.14", "gitlab", "Proprietary", "yes", "no", "yes"),
-    ("3.13", "none", "MIT", "no", "no", "yes"),
-    ("3.12", "none", "BSD-3-Clause", "yes", "no", "no"),
-    ("3.13", "github", "Apache-2.0", "yes", "no", "yes"),
-    ("3.12", "github", "Proprietary", "no", "yes", "yes"),
-    ("3.14", "none", "Apache-2.0", "yes", "yes", "yes"),
-    ("3.13", "gitlab", "BSD-3-Clause", "yes", "yes", "yes"),
-    ("3.14", "gitlab", "MIT", "yes", "yes", "no"),
-    ("3.13", "none", "Proprietary", "yes", "no", "no"),
+    ("3.12", "github", "MIT", "yes", "yes", "yes", "yes"),
+    ("3.12", "gitlab", "Apache-2.0", "no", "yes", "no", "no"),
+    ("3.14", "github", "BSD-3-Clause", "no", "yes", "no", "yes"),
+    ("3.14", "gitlab", "Proprietary", "yes", "no", "yes", "yes"),
+    ("3.13", "none", "MIT", "no", "no", "yes", "no"),
+    ("3.12", "none", "BSD-3-Clause", "yes", "no", "no", "no"),
+    ("3.13", "github", "Apache-2.0", "yes", "no", "yes", "yes"),
+    ("3.12", "github", "Proprietary", "no", "yes", "yes", "no"),
+    ("3.14", "none", "Apache-2.0", "yes", "yes", "yes", "yes"),
+    ("3.13", "gitlab", "BSD-3-Clause", "yes", "yes", "yes", "no"),
+    ("3.14", "gitlab", "MIT", "yes", "yes", "no", "no"),
+    ("3.13", "none", "Proprietary", "yes", "no", "no", "yes"),
 ]
 # What a bake without a part must not mention (the recorded answers aside): a reader of the
 # project would look for a file, a command or a CI setting that is not there.
@@ -45,6 +48,11 @@ PRUNED_MENTIONS = {
         r"kubernetes|kubectl|kustomiz|kubelet|deploy\.sh|KUBE_|\bpods?\b", re.I
     ),
     "heroku": re.compile(r"heroku|app\.json|\bdynos?\b", re.I),
+    "observability": re.compile(
+        r"opentelemetry|\botel|prometheus|sentry|METRICS_PORT|observability|jaeger|grafana"
+        r"|podmonitor|trac(e|es|ing)\b|\bspans?\b|trace_id",
+        re.I,
+    ),
 }
 ANSWER_FILES = {".cookiecutter.json", ".cruft.json"}
 # The one section that names the answers, to say how to change one (and so what it adds).
@@ -70,10 +78,13 @@ FULL_RUNS = {
         "ci_provider": "gitlab",
         "license": "Proprietary",
     },
-    "py313-long-name-no-ci": {
+    "py313-long-name-no-ci-no-observability": {
         "project_name": "A Forty Character Long Service Name Here",
         "python_version": "3.13",
         "ci_provider": "none",
+        "observability": "no",
+        "kubernetes": "no",
+        "heroku": "no",
         "description": 'Says "hi" \\ with <tags> & quotes',
     },
 }
@@ -229,7 +240,7 @@ def test_every_toml_yaml_and_json_file_parses(matrix_bake: Path) -> None:
         else:
             continue
         parsed += 1
-    assert parsed >= 10
+    assert parsed >= 6  # pyproject, compose, pre-commit, renovate and both answer files at least
 
 
 def test_python_version_answer_reaches_every_place_it_matters(matrix_bake: Path) -> None:
@@ -307,3 +318,32 @@ def test_baked_project_passes_its_own_toolchain(
     assert re.search(r"\d+ passed", output), output[-2000:]
     assert " skipped" not in output, output[-2000:]
     assert _databases_like(f"test_{package}_") == [], "the project's tests left databases behind"
+
+
+def test_kubernetes_manifests_render_valid_with_or_without_metrics(matrix_bake: Path) -> None:
+    answers = answers_of(matrix_bake)
+    if not answers["kubernetes"]:
+        assert not (matrix_bake / "deploy" / "kubernetes").exists()
+        return
+    documents = rendered_overlay(matrix_bake)
+    for document in documents:
+        kubernetes_validate.validate(document, KUBERNETES_VERSIONS[-1], strict=True)
+    ports = {
+        port["name"]
+        for document in documents
+        if document["kind"] == "Deployment"
+        for container in document["spec"]["template"]["spec"]["containers"]
+        for port in container.get("ports", [])
+    }
+    policies = {
+        document["metadata"]["name"]
+        for document in documents
+        if document["kind"] == "NetworkPolicy"
+    }
+    metrics_policy = f"{matrix_bake.name}-metrics-ingress"
+    if answers["observability"]:
+        assert "metrics" in ports
+        assert metrics_policy in policies
+    else:
+        assert ports == {"http"}
+        assert metrics_policy not in policies

@@ -876,6 +876,7 @@ def test_cli_reports_all_bad_answers_at_once(cli_config: Path, tmp_path: Path) -
         "python_version": "2.7",
         "ci_provider": "jenkins",
         "license": "WTFPL",
+        "observability": "on",
         "kubernetes": "maybe",
         "heroku": 1,
         "init_git": "sure",

@@ -70,6 +70,9 @@ def test_invalid_values_are_named_but_never_echoed(environ: pytest.MonkeyPatch) 
     assert TEST_SECRET not in message
 
 
+{%- if cookiecutter.observability %}
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -98,6 +101,7 @@ def test_empty_observability_variables_leave_it_off(environ: pytest.MonkeyPatch)
     settings = load_settings()
     assert settings.sentry_dsn is None
     assert settings.otel_exporter_otlp_endpoint is None
+{%- endif %}
 
 
 @pytest.mark.parametrize(
@@ -143,8 +147,10 @@ def test_backing_service_url_forms_are_accepted_as_given(
         ("REDIS_URL", "redis://:secret-pw@cache.internal:6379/zero"),
         ("REDIS_URL", "unix://"),
         ("REDIS_URL", "valkey://:secret-pw@cache.internal:6379/0"),
+{%- if cookiecutter.observability %}
         ("SENTRY_DSN", "https://secret-key@o1.ingest.example/1/"),
         ("SENTRY_DSN", "https://o1.ingest.example/1"),
+{%- endif %}
     ],
 )
 def test_malformed_backing_service_urls_are_named_but_never_echoed(
@@ -225,12 +231,14 @@ def test_production_refuses_placeholder_or_short_secrets(
 @pytest.mark.parametrize(
     "values",
     [
+{%- if cookiecutter.observability %}
         {"PORT": "8080", "METRICS_PORT": "8080"},
+{%- endif %}
         {"JOB_MIN_BACKOFF": "10", "JOB_MAX_BACKOFF": "5"},
         {"SECRET_KEY_FALLBACKS": f"{TEST_SECRET},too-short-a-key"},
     ],
 )
-def test_metrics_on_port_inverted_backoffs_and_short_fallbacks_are_refused(
+def test_settings_that_depend_on_another_are_checked_against_it(
     environ: pytest.MonkeyPatch, values: dict[str, str]
 ) -> None:
     _set(environ, **values)

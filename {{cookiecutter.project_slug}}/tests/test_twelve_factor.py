@@ -123,7 +123,7 @@ def test_factor_02_dependencies_declared_used_and_locked() -> None:
     imported: set[str] = set()
     for name in _imported_top_level_names(SOURCE_DIR):
         dists = {canonicalize_name(dist) for dist in providers.get(name, [name])}
-        # A namespace package (opentelemetry) comes from many distributions: the declared ones
+        # A namespace package comes from many distributions: the declared ones
         # bring it, the others come with them.
         imported |= (dists & declared or dists) if len(dists) > 1 else dists
     # Installed only for what they bring at run time: the driver (imported by SQLAlchemy).

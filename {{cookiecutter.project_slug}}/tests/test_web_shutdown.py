@@ -161,7 +161,7 @@ def test_web_processes_share_state_only_through_postgres_and_redis(
     finally:
         pair.kill()
         single.kill()
-    assert writes == [201, 201, 201, 429], "the limit of 3 writes a minute spans both processes"
+    assert writes == [201, 201, 201, 429], "the limit of 3 writes a minute counts both processes"
     assert set(codes) <= {0, -signal.SIGTERM}
     # Each worker ran the lifespan: opened its handles at start, closed them at the stop.
     assert len(pair.events("started")) == 2

@@ -59,7 +59,7 @@ def configure_logging(
     level: str = "INFO", processors: Sequence[structlog.typing.Processor] = ()
 ) -> None:
     """Send every log record of the process, ours and libraries', to stdout as JSON lines;
-    `processors` add fields to every line (the trace ids, when tracing is on)."""
+    `processors` add fields to every line ({% if cookiecutter.observability %}the trace ids, when tracing is on{% else %}none by default{% endif %})."""
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts")
     # BytesLoggers share one lock per file: lines of ours and of libraries never interleave.
     writer = structlog.BytesLogger(sys.stdout.buffer)

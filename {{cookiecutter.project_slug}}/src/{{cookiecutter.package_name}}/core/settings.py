@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import re
+{% if cookiecutter.observability %}import os
+{% endif %}import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Literal
@@ -12,7 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import (
     AnyUrl,
     Field,
+{%- if cookiecutter.observability %}
     HttpUrl,
+{%- endif %}
     IPvAnyNetwork,
     PostgresDsn,
     SecretStr,
@@ -38,7 +40,9 @@ _POSTGRES_URL = TypeAdapter(
 _REDIS_URL = TypeAdapter(
     Annotated[AnyUrl, UrlConstraints(allowed_schemes=["redis", "rediss", "unix"])]
 )
+{%- if cookiecutter.observability %}
 _HTTP_URL = TypeAdapter(HttpUrl)
+{%- endif %}
 
 CommaList = Annotated[list[str], NoDecode]
 # A host name, *.domain, * or a bracketed IPv6 address: no pydantic type takes the wildcards.
@@ -132,12 +136,15 @@ class Settings(BaseSettings):
     release_version: str = Field(default_factory=_package_version)
     release_commit: str = "unknown"
 
+{%- if cookiecutter.observability %}
+
     # Observability (docs/observability.md): each is off, and its packages never imported,
     # while its variable is unset. The OpenTelemetry SDK reads the other OTEL_* variables itself.
     otel_exporter_otlp_endpoint: HttpUrl | None = None
     otel_service_name: str | None = None
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     sentry_dsn: SecretStr | None = None
+{%- endif %}
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -218,6 +225,8 @@ class Settings(BaseSettings):
             raise ValueError("is required in production (comma-separated host names, or *)")
         return ["*"]
 
+{%- if cookiecutter.observability %}
+
     @field_validator("otel_exporter_otlp_endpoint", "sentry_dsn", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -240,6 +249,7 @@ class Settings(BaseSettings):
         if value is not None and value == info.data.get("port"):
             raise ValueError("must differ from PORT: /metrics is never served on the public port")
         return value
+{%- endif %}
 
     @field_validator("job_max_backoff")
     @classmethod
@@ -264,10 +274,12 @@ class Settings(BaseSettings):
 
     @property
     def secret_values(self) -> list[str]:
-        """The values of every secret setting (so error reports can be scrubbed of them)."""
+        """The values of every secret setting (so error messages can be scrubbed of them)."""
         secrets = [self.database_url, self.redis_url, self.secret_key, *self.secret_key_fallbacks]
+{%- if cookiecutter.observability %}
         if self.sentry_dsn is not None:
             secrets.append(self.sentry_dsn)
+{%- endif %}
         return [value for secret in secrets if (value := secret.get_secret_value())]
 
     @property
@@ -291,10 +303,14 @@ def describe_errors(error: ValidationError) -> str:
     return "invalid configuration: " + ", ".join(parts)
 
 
+{%- if cookiecutter.observability %}
+
+
 def set_library_variable(name: str, value: str) -> None:
     """Set a variable that a library reads for itself (prometheus_client's multiprocess
     directory), for this process and the ones it starts: the environment is touched only here."""
     os.environ[name] = value
+{%- endif %}
 
 
 def load_settings() -> Settings:

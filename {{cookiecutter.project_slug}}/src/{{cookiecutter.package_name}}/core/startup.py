@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
-from . import observability
-from .logs import configure_logging
+{% if cookiecutter.observability %}from . import observability
+{% endif %}from .logs import configure_logging
 from .settings import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -20,7 +20,9 @@ EXIT_CONFIG = 78  # sysexits.h EX_CONFIG: the environment is wrong, restarting w
 EXIT_POSTGRES = 3
 EXIT_REDIS = 4
 EXIT_BOTH = 5
+{%- if cookiecutter.observability %}
 EXIT_START = 1  # a part asked for cannot start (observability: METRICS_PORT taken)
+{%- endif %}
 EXIT_UNMIGRATED = 6  # admin check: the schema is behind the code
 EXIT_DATABASE_WAIT = 7  # admin migrate: PostgreSQL did not answer in DB_WAIT_TIMEOUT
 EXIT_KEY_NAME_TAKEN = 8
@@ -34,18 +36,24 @@ def fail(message: str) -> None:
 
 def begin(process_type: str | None = None) -> Settings:
     """Start an entry point: the settings, or exit 78 with one line naming every bad variable;
-    then logging configured from them and, for a process type, the observability they ask for."""
+    then logging configured from them
+{%- if cookiecutter.observability %} and, for a process type, the observability they ask for
+{%- endif %}."""
     try:
         settings = load_settings()
     except ConfigError as error:
         fail(str(error))
         sys.exit(EXIT_CONFIG)
+{%- if cookiecutter.observability %}
     try:
         processors = [] if process_type is None else observability.configure(settings, process_type)
     except observability.ObservabilityError as error:
         fail(str(error))
         sys.exit(EXIT_START)
     configure_logging(settings.log_level, processors)
+{%- else %}
+    configure_logging(settings.log_level)
+{%- endif %}
     return settings
 
 

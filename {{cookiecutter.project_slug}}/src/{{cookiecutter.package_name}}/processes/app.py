@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, FastAPI
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
 
-from ..core import observability
-from ..core.http.auth import ApiKeyBackend, refused, require_key
+{% if cookiecutter.observability %}from ..core import observability
+{% endif %}from ..core.http.auth import ApiKeyBackend, refused, require_key
 from ..core.http.errors import install_error_handlers
 from ..core.http.health import liveness_body
 from ..core.http.health import router as health_router
@@ -52,8 +52,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.close()
         broker.client.close()  # the connections the jobs were sent on
         log.info("stopped")
+{%- if cookiecutter.observability %}
         # The last requests' spans and error reports: a granian worker ends without atexit.
         observability.shutdown()
+{%- endif %}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -64,7 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="{{ cookiecutter.project_slug }}",
         version=settings.release_version,
         lifespan=lifespan,
+{%- if cookiecutter.observability %}
         telemetry=observability.fastapi_telemetry(),
+{%- endif %}
         docs_url="/docs" if docs else None,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
-from ..core import observability
-from ..core.heartbeat import Heartbeat
+{% if cookiecutter.observability %}from ..core import observability
+{% endif %}from ..core.heartbeat import Heartbeat
 from ..core.jobs.schedule import Periodic
 from ..core.logs import get_logger
 from ..core.redis_connection import blocking_client
@@ -64,7 +64,9 @@ class Clock:
                 log.warning("tick failed", schedule=entry.name, tick=tick, error=reason(error))
                 continue
             enqueued += 1
+{%- if cookiecutter.observability %}
             observability.count_scheduled(entry.name)
+{%- endif %}
             log.info("job scheduled", schedule=entry.name, tick=tick, message_id=message.message_id)
         return enqueued
 
@@ -79,8 +81,12 @@ class Clock:
                     return
                 heartbeat.beat()
                 continue
+{%- if cookiecutter.observability %}
             with observability.span("clock tick", tick=tick):
                 self.fire(tick)
+{%- else %}
+            self.fire(tick)
+{%- endif %}
             heartbeat.beat()
             # After a long pause (a suspended machine), skip the ticks that were missed.
             tick = max(tick + 1, self.tick_at(time.time()) + 1)
@@ -108,4 +114,6 @@ def main() -> None:
     clock.run(stop, Heartbeat(settings.liveness_file))
     broker.client.close()
     log.info("clock stopped", signal=stop.received)
+{%- if cookiecutter.observability %}
     observability.shutdown()  # the last ticks' spans, within a bound (not left to atexit)
+{%- endif %}

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+{%- if cookiecutter.observability %}
 import sys
+{%- endif %}
 
 from granian.constants import HTTPModes, Interfaces, Loops
 from granian.http import HTTP1Settings
@@ -19,9 +21,13 @@ from granian.server import Server
 from granian.utils.proxies import wrap_asgi_with_proxy_headers
 from starlette.types import ASGIApp
 
-from ..core import observability
-from ..core.logs import library_logging_config
+{% if cookiecutter.observability %}from ..core import observability
+{% endif %}from ..core.logs import library_logging_config
+{%- if cookiecutter.observability %}
 from ..core.startup import EXIT_START, begin, fail
+{%- else %}
+from ..core.startup import begin
+{%- endif %}
 
 # The request line and headers must fit in this buffer (granian's minimum is 8 KiB): a bigger
 # head is answered 431 and its connection closed, so memory stays bounded at the socket.
@@ -49,11 +55,13 @@ def app() -> ASGIApp:
 def main() -> None:
     """Entry point of the `web` process type."""
     settings = begin()  # a bad environment stops here (exit 78), before any worker starts
+{%- if cookiecutter.observability %}
     try:
         observability.serve_web_metrics(settings)
     except observability.ObservabilityError as error:
         fail(str(error))
         sys.exit(EXIT_START)
+{%- endif %}
     # Workers forked from this process start from its imports instead of loading them again
     # (from Python 3.14 on, granian would spawn them).
     multiprocessing.set_start_method("fork", force=True)

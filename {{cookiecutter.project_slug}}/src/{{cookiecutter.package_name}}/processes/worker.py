@@ -17,8 +17,8 @@ import time
 
 from dramatiq import Worker
 
-from ..core import observability
-from ..core.heartbeat import Heartbeat
+{% if cookiecutter.observability %}from ..core import observability
+{% endif %}from ..core.heartbeat import Heartbeat
 from ..core.logs import get_logger
 from ..core.redis_connection import blocking_client
 from ..core.signals import StopSignal
@@ -42,10 +42,14 @@ def main() -> None:
         exit_unreachable("worker not started", problems)
     from .. import features  # noqa: F401, PLC0415  # every job, declared on the broker
     from ..core.jobs.broker import POLL_MS, broker, job_context  # noqa: PLC0415
+{%- if cookiecutter.observability %}
     from ..core.jobs.queues import QUEUE, queue_depths  # noqa: PLC0415
+{%- else %}
+    from ..core.jobs.queues import QUEUE  # noqa: PLC0415
+{%- endif %}
 
-    observability.watch_queue(QUEUE, lambda: queue_depths(broker, QUEUE))
-    # What Dramatiq's own command does in each worker process it starts: the TimeLimit
+{% if cookiecutter.observability %}    observability.watch_queue(QUEUE, lambda: queue_depths(broker, QUEUE))
+{% endif %}    # What Dramatiq's own command does in each worker process it starts: the TimeLimit
     # middleware starts its watcher on this signal.
     broker.emit_after("process_boot")
     worker = Worker(broker, worker_threads=settings.worker_threads, worker_timeout=POLL_MS)
@@ -88,7 +92,9 @@ def main() -> None:
         handed_back=len(unfinished),
         seconds=round(time.monotonic() - started, 2),
     )
+{%- if cookiecutter.observability %}
     observability.shutdown()  # the spans of the jobs that ran, before the exit below skips atexit
+{%- endif %}
     if unfinished:
         # Threads still run those jobs; leave without waiting for them or tidying up after them.
         sys.stdout.flush()

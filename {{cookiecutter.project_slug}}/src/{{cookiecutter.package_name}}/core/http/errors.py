@@ -2,7 +2,7 @@
 
 Handlers here answer what a request can meet: a known HTTP error, bad input (422), a backing
 service that fails (503 naming it, logged once with the error's message) and, last, anything
-else (500, logged with its traceback, reported to Sentry when on).
+else (500, logged with its traceback{% if cookiecutter.observability %}, reported to Sentry when on{% endif %}).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import Scope
 
-from .. import observability
-from ..logs import get_logger
+{% if cookiecutter.observability %}from .. import observability
+{% endif %}from ..logs import get_logger
 from ..settings import Settings
 from ..startup import reason
 
@@ -128,7 +128,9 @@ async def server_error(request: Request, exc: Exception) -> Response:
         request_id=rid,
         exc_info=exc,
     )
+{%- if cookiecutter.observability %}
     observability.tag_error(request_id=rid)
+{%- endif %}
     headers = {name.decode(): value.decode() for name, value in SECURITY_HEADERS}
     if rid is not None:
         headers["x-request-id"] = rid

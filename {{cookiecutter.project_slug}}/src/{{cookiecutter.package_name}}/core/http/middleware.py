@@ -14,8 +14,8 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import observability
-from ..logs import get_logger
+{% if cookiecutter.observability %}from .. import observability
+{% endif %}from ..logs import get_logger
 from .errors import SECURITY_HEADERS, error_response, request_id
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -84,8 +84,13 @@ class RequestIdMiddleware:
 
 
 class AccessLogMiddleware:
+{%- if cookiecutter.observability %}
     """One access line per request (method, path, status, duration, client), and the request
     metrics when METRICS_PORT is set. A request that raised is logged as the 500 it became."""
+{%- else %}
+    """One access line per request (method, path, status, duration, client). A request that
+    raised is logged as the 500 it became."""
+{%- endif %}
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -103,8 +108,8 @@ class AccessLogMiddleware:
                 status = message["status"]
             await send(message)
 
-        observability.request_started()
-        try:
+{% if cookiecutter.observability %}        observability.request_started()
+{% endif %}        try:
             await self.app(scope, receive, send_and_note)
         finally:
             seconds = time.perf_counter() - started
@@ -117,7 +122,9 @@ class AccessLogMiddleware:
                 duration_ms=round(seconds * 1000, 2),
                 client=client[0] if client else None,
             )
+{%- if cookiecutter.observability %}
             observability.request_ended(scope, status, seconds)
+{%- endif %}
 
 
 class SecurityHeadersMiddleware:

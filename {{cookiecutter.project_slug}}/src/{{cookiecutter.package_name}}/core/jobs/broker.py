@@ -19,8 +19,8 @@ from dramatiq import Broker, Middleware
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Callbacks, Pipelines, Retries, TimeLimit
 
-from .. import observability
-from ..logs import get_logger
+{% if cookiecutter.observability %}from .. import observability
+{% endif %}from ..logs import get_logger
 from ..redis_connection import blocking_client
 from ..settings import Settings, load_settings
 from ..startup import reason
@@ -46,7 +46,7 @@ class JobContext(Middleware):
 
     Enqueueing copies the `request_id` bound in structlog's context (the web request, or the job
     that enqueues) into the message options; the worker binds it, with the message id and actor,
-    into every log line of that job, and counts each job's outcome in the metrics (when on).
+    into every log line of that job{% if cookiecutter.observability %}, and counts each job's outcome in the metrics (when on){% endif %}.
     This middleware comes first, so its `after_` hooks run last, once Retries has decided
     whether a failed message is retried or dead-lettered.
     """
@@ -83,8 +83,10 @@ class JobContext(Middleware):
         with self._lock:
             _, started = self._running.get(message.message_id, (None, time.monotonic()))
         seconds = time.monotonic() - started
+{%- if cookiecutter.observability %}
         outcome = "done" if exception is None else "failed" if message.failed else "retried"
         observability.job_ended(message.actor_name, outcome, seconds)
+{%- endif %}
         took = round(seconds * 1000, 1)
         if exception is None:
             log.info("job done", duration_ms=took)
@@ -133,14 +135,18 @@ class JobContext(Middleware):
 
 def build_broker(settings: Settings, context: JobContext) -> RedisBroker:
     """A Redis broker whose every wait is bounded, with the retry policy from settings."""
+{%- if cookiecutter.observability %}
     first = observability.job_middleware()  # none while observability is off
+{%- endif %}
     return RedisBroker(  # type: ignore[no-untyped-call]  # Dramatiq leaves it unannotated
         client=blocking_client(settings),
         namespace=NAMESPACE,
         heartbeat_timeout=_milliseconds(settings.worker_heartbeat_timeout),
         maintenance_chance=settings.worker_maintenance_chance,
         middleware=[
+{%- if cookiecutter.observability %}
             *first,
+{%- endif %}
             context,
             TimeLimit(),
             Callbacks(),
