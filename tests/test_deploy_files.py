@@ -919,16 +919,19 @@ def test_app_json_provisions_backing_services_and_describes_every_setting(
     assert set(app["formation"]) == processes
 
 
-def test_app_json_renders_to_valid_json_for_awkward_answers() -> None:
+@pytest.mark.parametrize("observability", [True, False])
+def test_app_json_renders_to_valid_json_for_awkward_answers(observability: bool) -> None:
     template = TEMPLATE_DIR / "{{cookiecutter.project_slug}}" / "app.json"
     environment = StrictEnvironment(context={"cookiecutter": DEFAULTS})
     answers = {
         "project_name": 'Quote "Service"',
         "description": 'Says "hi" \\ and {braces}',
+        "observability": observability,
     }
     app = json.loads(environment.from_string(template.read_text()).render(cookiecutter=answers))
     assert app["name"] == answers["project_name"]
     assert app["description"] == answers["description"]
+    assert ("SENTRY_DSN" in app["env"]) is observability
 
 
 # --- delivery: no production credentials in CI, images by digest, the cluster's own release ----
