@@ -104,6 +104,10 @@ def test_sigterm_lets_short_jobs_finish_hands_long_ones_back_and_exits_0(
     assert worker.events("worker stopped")[0]["handed_back"] == 1
 
 
+# The killed worker's job: how long it works (tasks.refresh_note_stats's work_seconds).
+JOB_SECONDS = 12
+
+
 def test_a_killed_workers_job_is_redelivered_within_the_heartbeat_bound_and_done_once(
     database_url: str, broker: RedisBroker, committed: psycopg.Connection
 ) -> None:
@@ -114,19 +118,20 @@ def test_a_killed_workers_job_is_redelivered_within_the_heartbeat_bound_and_done
     second = None
     try:
         first.wait_for("worker started")
-        # A job long enough to be running still once the other worker has started.
-        message = broker.get_actor("refresh_note_stats").send(note_id, 4)
+        # A job long enough to be running still once the other worker has started, however
+        # long a loaded machine takes to start it (a 4 s job once ended before that).
+        message = broker.get_actor("refresh_note_stats").send(note_id, JOB_SECONDS)
         first.wait_for("job started", message_id=message.message_id)
         # The other worker runs before the kill, as in production: the time measured is the
         # redelivery's, not a start-up's.
         second = Service("worker", env)
-        second.wait_for("worker started")
+        second.wait_for("worker started", timeout=JOB_SECONDS - 2)
+        assert not first.events("note stats"), "the job ended before the kill"
         killed = first.signal(signal.SIGKILL)
         assert first.wait(timeout=5) == -signal.SIGKILL
         second.wait_for("job started", timeout=15, message_id=message.message_id)
         redelivered = time.monotonic() - killed
-        second.wait_for("note stats", timeout=15, note_id=note_id)
-        assert not first.events("note stats"), "the job ended before the kill"
+        second.wait_for("note stats", timeout=JOB_SECONDS + 15, note_id=note_id)
     finally:
         first.kill()
         code = second.stop() if second else None
