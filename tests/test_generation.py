@@ -15,7 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from conftest import DEFAULTS, TEMPLATE_DIR, admin_connection, bake, lint_workflows, redis_url
-from test_deploy_files import KUBERNETES_VERSIONS, rendered_overlay
+from test_deploy_files import KUBERNETES_VERSIONS, env_example_names, rendered_overlay, run_tool
 
 OPTIONS = {
     "python_version": ["3.14", "3.13", "3.12"],
@@ -347,3 +347,22 @@ def test_kubernetes_manifests_render_valid_with_or_without_metrics(matrix_bake: 
     else:
         assert ports == {"http"}
         assert metrics_policy not in policies
+
+
+def test_compose_ci_and_settings_agree_in_every_variant(matrix_bake: Path) -> None:
+    run_tool(
+        "check-jsonschema", "--builtin-schema", "vendor.compose-spec", matrix_bake / "compose.yaml"
+    )
+    gitlab = matrix_bake / ".gitlab-ci.yml"
+    if gitlab.is_file():
+        run_tool("check-jsonschema", "--builtin-schema", "vendor.gitlab-ci", gitlab)
+    # Every variable the example names is a setting of this variant, and the reverse.
+    settings = (
+        matrix_bake / "src" / answers_of(matrix_bake)["package_name"] / "core" / "settings.py"
+    )
+    body = settings.read_text().split("class Settings(", 1)[1].split("    @field_validator", 1)[0]
+    fields = {name.upper() for name in re.findall(r"^    ([a-z_]+): ", body, re.M)}
+    assert env_example_names(matrix_bake) == fields
+    app = matrix_bake / "app.json"
+    if app.is_file():
+        assert env_example_names(matrix_bake) <= set(json.loads(app.read_text())["env"])
