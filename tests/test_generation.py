@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -366,3 +367,13 @@ def test_compose_ci_and_settings_agree_in_every_variant(matrix_bake: Path) -> No
     app = matrix_bake / "app.json"
     if app.is_file():
         assert env_example_names(matrix_bake) <= set(json.loads(app.read_text())["env"])
+
+
+def test_the_readme_workshop_line_is_a_bake_that_runs_its_full_suite() -> None:
+    readme = (TEMPLATE_DIR / "README.md").read_text()
+    line = readme.split("The lightest service today", 1)[1].split("```sh\n", 1)[1].split("\n")[0]
+    answers = dict(pair.split("=", 1) for pair in shlex.split(line) if "=" in pair)
+    assert answers.pop("project_name") == "Workshop"
+    full_run = FULL_RUNS["py313-long-name-no-ci-no-observability"]
+    assert answers == {key: full_run[key] for key in answers}
+    assert set(answers) == set(full_run) - {"project_name", "python_version", "description"}
