@@ -171,12 +171,19 @@ def remove_unselected(
     answers: Mapping[str, object],
     optional_paths: Mapping[tuple[str, object], Sequence[str]] = OPTIONAL_PATHS,
 ) -> list[str]:
-    """Remove the files of options not chosen; return the paths that were there and are gone."""
-    return [
+    """Remove the files of options not chosen, and the folders they leave empty (`deploy/`
+    without any deploy files); return the paths that were there and are gone."""
+    removed = [
         relative
         for relative in unselected_paths(answers, optional_paths)
         if remove_path(project_dir / relative)
     ]
+    for relative in removed:
+        for parent in (project_dir / relative).parents:
+            if parent == project_dir or not parent.is_dir() or any(parent.iterdir()):
+                break
+            parent.rmdir()
+    return removed
 
 
 def is_cloned_reference(reference: str) -> bool:

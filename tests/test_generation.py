@@ -178,6 +178,12 @@ def test_github_expressions_are_exactly_the_raw_blocks(matrix_bake: Path) -> Non
 
 def test_nothing_refers_to_a_pruned_part(matrix_bake: Path) -> None:
     answers = answers_of(matrix_bake)
+    empty = [
+        path
+        for path in matrix_bake.rglob("*")
+        if path.is_dir() and not any(path.iterdir()) and ".git" not in path.parts
+    ]
+    assert empty == [], "pruning left empty folders"
     found = []
     for question, mention in PRUNED_MENTIONS.items():
         if answers[question]:

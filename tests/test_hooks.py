@@ -449,6 +449,19 @@ def test_remove_unselected_keeps_only_the_chosen_deploy_files(
     assert (tmp_path / "deploy" / "observability").is_dir(), "only the named paths go"
 
 
+def test_remove_unselected_leaves_no_empty_folder(post_gen: ModuleType, tmp_path: Path) -> None:
+    (tmp_path / "deploy" / "kubernetes" / "base").mkdir(parents=True)
+    (tmp_path / "deploy" / "observability").mkdir()
+    (tmp_path / "deploy" / "observability" / "prometheus.yml").write_text("{}\n")
+    (tmp_path / "docs").mkdir()
+    answers = {**derive_answers(), "kubernetes": False, "observability": False}
+
+    post_gen.remove_unselected(tmp_path, answers)
+
+    assert not (tmp_path / "deploy").exists()
+    assert (tmp_path / "docs").is_dir(), "a folder that was empty before stays"
+
+
 def test_remove_unselected_tolerates_missing_paths(post_gen: ModuleType, tmp_path: Path) -> None:
     answers = {**derive_answers(), "ci_provider": "none"}
 
