@@ -49,6 +49,17 @@ class _RequestIds:
 _request_ids = _RequestIds()
 
 
+def _with_headers(send: Send, headers: Iterable[tuple[bytes, bytes]]) -> Send:
+    """`send`, adding `headers` to the response's start message."""
+
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *headers]
+        await send(message)
+
+    return send_with_headers
+
+
 class RequestIdMiddleware:
     """Gives every HTTP request an id (the caller's X-Request-ID when well formed), binds it to
     every log line written while the request runs, and returns it as X-Request-ID."""
@@ -69,16 +80,11 @@ class RequestIdMiddleware:
         text = rid.decode()
         scope.setdefault("state", {})["request_id"] = text
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, rid)]
-            await send(message)
-
         # Each request runs in a task of its own, so its context starts empty; the reset is for
         # callers that run requests in their own task (tests).
         tokens = structlog.contextvars.bind_contextvars(request_id=text)
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, _with_headers(send, [(REQUEST_ID_HEADER, rid)]))
         finally:
             structlog.contextvars.reset_contextvars(**tokens)
 
@@ -138,13 +144,7 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         extra = _DOCS_HEADERS if scope["path"].startswith(DOCS_PATHS) else SECURITY_HEADERS
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, _with_headers(send, extra))
 
 
 def _host_matches(host: str, allowed: Iterable[str]) -> bool:
