@@ -197,12 +197,21 @@ def test_a_web_worker_that_dies_is_replaced(database_url: str) -> None:
     assert code in {0, -signal.SIGTERM}
 
 
-def test_a_stop_while_workers_start_is_not_held(database_url: str) -> None:
+# Two moments a stop must not be lost in: while the workers load the app (they have just been
+# forked), and as soon as they have started (between the app's start-up and serving).
+STOP_MOMENTS = {
+    "loading": lambda web: len(_worker_pids(web)) == 2,
+    "just-started": lambda web: len(web.events("started")) == 2,
+}
+
+
+@pytest.mark.parametrize("moment", STOP_MOMENTS)
+def test_a_stop_while_workers_start_is_not_held(database_url: str, moment: str) -> None:
     port = free_port()
     web = Service("web", _env(database_url, port, WEB_CONCURRENCY="2", GRACEFUL_TIMEOUT="20"))
     try:
-        wait_until(lambda: len(_worker_pids(web)) == 2, timeout=15)
-        sent = web.signal(signal.SIGTERM)  # the workers are still loading the app
+        wait_until(lambda: STOP_MOMENTS[moment](web), timeout=15, interval=0.005)
+        sent = web.signal(signal.SIGTERM)
         code = web.wait(timeout=15)
         stopped_after = time.monotonic() - sent
     finally:

@@ -9,6 +9,7 @@ GRACEFUL_TIMEOUT. What runs here is the configuration of that server, nothing of
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 {%- if cookiecutter.observability %}
 import sys
@@ -38,18 +39,30 @@ HEAD_TIMEOUT_MS = 10_000
 
 def app() -> ASGIApp:
     """What each granian worker serves: the app behind the trusted proxies' forwarded headers."""
-    # A forked worker inherits the server process's SIGTERM handler, which does nothing here: a
-    # stop sent while the worker loads would be lost, and the worker kept until its kill timeout.
-    # While the app loads, SIGTERM ends the worker at once; then granian installs its own.
-    inherited = signal.signal(signal.SIGTERM, signal.SIG_DFL)
     settings = begin("web")
     from .app import create_app  # noqa: PLC0415  # loaded by the workers, after the check
 
     served: ASGIApp = wrap_asgi_with_proxy_headers(
         create_app(settings), [str(proxy) for proxy in settings.forwarded_allow_ips]
     )
-    signal.signal(signal.SIGTERM, inherited)
     return served
+
+
+def _hold_sigterm() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+
+def _release_sigterm() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
+def _default_sigterm() -> None:
+    """A forked worker would inherit the server process's SIGTERM handler, which does nothing in a
+    worker: a stop sent while it loads the app would be lost and the worker kept until its kill
+    timeout. Until granian installs its own handler, SIGTERM ends the worker at once (one sent
+    during the fork itself waits, held, until then)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _release_sigterm()
 
 
 def main() -> None:
@@ -65,6 +78,9 @@ def main() -> None:
     # Workers forked from this process start from its imports instead of loading them again
     # (from Python 3.14 on, granian would spawn them).
     multiprocessing.set_start_method("fork", force=True)
+    os.register_at_fork(
+        before=_hold_sigterm, after_in_parent=_release_sigterm, after_in_child=_default_sigterm
+    )
     Server(
         f"{__name__}:app",
         factory=True,
@@ -79,7 +95,9 @@ def main() -> None:
             max_buffer_size=HEAD_BYTES, header_read_timeout=HEAD_TIMEOUT_MS
         ),
         websockets=False,
-        loop=Loops.uvloop,
+        # asyncio's loop keeps a signal that arrives between the app's start-up and serving;
+        # uvloop loses it (and the stop waits for the kill timeout), for ~10% more requests/s.
+        loop=Loops.asyncio,
         log_level=LogLevels(settings.log_level.lower()),
         log_dictconfig=library_logging_config(),
         log_access=False,
