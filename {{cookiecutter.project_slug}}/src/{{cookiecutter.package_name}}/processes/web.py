@@ -14,13 +14,7 @@ import signal
 {%- if cookiecutter.observability %}
 import sys
 {%- endif %}
-
-from granian.constants import HTTPModes, Interfaces, Loops
-from granian.http import HTTP1Settings
-from granian.log import LogLevels
-from granian.server import Server
-from granian.utils.proxies import wrap_asgi_with_proxy_headers
-from starlette.types import ASGIApp
+from typing import TYPE_CHECKING
 
 {% if cookiecutter.observability %}from ..core import observability
 {% endif %}from ..core.logs import library_logging_config
@@ -29,6 +23,9 @@ from ..core.startup import EXIT_START, begin, fail
 {%- else %}
 from ..core.startup import begin
 {%- endif %}
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 # The request line and headers must fit in this buffer (granian's minimum is 8 KiB): a bigger
 # head is answered 431 and its connection closed, so memory stays bounded at the socket.
@@ -40,7 +37,10 @@ HEAD_TIMEOUT_MS = 10_000
 def app() -> ASGIApp:
     """What each granian worker serves: the app behind the trusted proxies' forwarded headers."""
     settings = begin("web")
-    from .app import create_app  # noqa: PLC0415  # loaded by the workers, after the check
+    # Loaded by the workers, after the check.
+    from granian.utils.proxies import wrap_asgi_with_proxy_headers  # noqa: PLC0415
+
+    from .app import create_app  # noqa: PLC0415
 
     served: ASGIApp = wrap_asgi_with_proxy_headers(
         create_app(settings), [str(proxy) for proxy in settings.forwarded_allow_ips]
@@ -75,6 +75,12 @@ def main() -> None:
         fail(str(error))
         sys.exit(EXIT_START)
 {%- endif %}
+    # The server is imported once the environment has passed: a refusal stays quick.
+    from granian.constants import HTTPModes, Interfaces, Loops  # noqa: PLC0415
+    from granian.http import HTTP1Settings  # noqa: PLC0415
+    from granian.log import LogLevels  # noqa: PLC0415
+    from granian.server import Server  # noqa: PLC0415
+
     # Workers forked from this process start from its imports instead of loading them again
     # (from Python 3.14 on, granian would spawn them).
     multiprocessing.set_start_method("fork", force=True)
