@@ -14,6 +14,7 @@ import signal
 {%- if cookiecutter.observability %}
 import sys
 {%- endif %}
+from functools import partial
 from typing import TYPE_CHECKING
 
 {% if cookiecutter.observability %}from ..core import observability
@@ -48,19 +49,15 @@ def app() -> ASGIApp:
     return served
 
 
-def _hold_sigterm() -> None:
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-
-
-def _release_sigterm() -> None:
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+# SIGTERM is held (blocked) while granian forks a worker, so a stop sent meanwhile is not lost.
+_hold_sigterm = partial(signal.pthread_sigmask, signal.SIG_BLOCK, {signal.SIGTERM})
+_release_sigterm = partial(signal.pthread_sigmask, signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def _default_sigterm() -> None:
     """A forked worker would inherit the server process's SIGTERM handler, which does nothing in a
     worker: a stop sent while it loads the app would be lost and the worker kept until its kill
-    timeout. Until granian installs its own handler, SIGTERM ends the worker at once (one sent
-    during the fork itself waits, held, until then)."""
+    timeout. Until granian installs its own handler, SIGTERM ends the worker at once."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _release_sigterm()
 
